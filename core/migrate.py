@@ -1,0 +1,65 @@
+"""Schema migrations (Alembic) and the LangGraph checkpointer tables, applied by ``procure db upgrade``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from core.embedded import libpq_url, sqlalchemy_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic config pointing at ``core/migrations`` and ``database_url``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    # Alembic's config is ConfigParser-based: '%' must be doubled.
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
+    return cfg
+
+
+async def setup_checkpointer(database_url: str) -> None:
+    """Create LangGraph's checkpoint tables (idempotent)."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    async with await AsyncConnection.connect(
+        libpq_url(database_url), autocommit=True, prepare_threshold=0, row_factory=dict_row
+    ) as conn:
+        await AsyncPostgresSaver(conn).setup()  # type: ignore[arg-type]
+
+
+def upgrade(database_url: str) -> None:
+    """Apply every migration and the checkpointer's own schema.
+
+    Safe to run concurrently from several processes: Alembic runs in one transaction guarded by an advisory lock.
+    """
+    import psycopg
+
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(4242)")
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            command.upgrade(alembic_config(database_url), "head")
+            asyncio.run(setup_checkpointer(database_url)) if not _loop_running() else None
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(4242)")
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+async def aupgrade(database_url: str) -> None:
+    """Async form of :func:`upgrade` for code already inside an event loop."""
+    await asyncio.to_thread(upgrade, database_url)
+    await setup_checkpointer(database_url)

@@ -1,0 +1,1 @@
+"""LLM-callable tools and the clients they drive (catalogue, purchase requests, ERP, supplier websites)."""

@@ -1,0 +1,1141 @@
+"""Deterministic request extractor: quantities, units, catalogue items, dates and sites, with no LLM.
+
+This runs before any model (see ``ARCHITECTURE.md``, "Deterministic first"). It reads messages such as
+``"pls send 20 boxes a4 paper and 5 toner HP 26A for nairobi site by friday"`` into
+:class:`~core.domain.ExtractionResult` lines with a confidence each, reads corrections to a draft
+(``"make the paper 30"``, ``"drop the toner"``, ``"the 26X"``) into :class:`Edit` operations, and recognises
+read-only catalogue questions (``"price of HP 26X?"``). What it cannot read with confidence it leaves
+ambiguous (candidates), low-confidence, or in ``unresolved`` for the LLM or a clarifying question; it never
+guesses a unit conversion.
+
+Reading order for a request: site phrases, then date phrases are cut out of the text; the rest is split into
+item segments (new lines, bullets, commas, "and", a second quantity); in each segment the quantity (digits,
+number words, ``2x``/``x2``/``qty 3``, ``a dozen``) and unit are taken and the remaining words are matched
+against the catalogue.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from dateparser.date import DateDataParser
+from rapidfuzz.distance import OSA
+
+from core.domain import CatalogItem, ExtractionResult, Line, Money
+from tools.catalog_match import MATCH_MIN, CatalogIndex, MatchResult, is_code, tokens
+from tools.units import convert, normalize_unit, pack_size, tidy
+
+UNSPECIFIED_UNIT = "unit"
+"""``Line.unit`` of an ambiguous line whose candidates differ in unit and whose message named none."""
+
+# -- confidence levels (0..1) --------------------------------------------------------------------------------
+AMBIGUOUS_MAX = 0.5
+"""Ambiguous lines score at most this (always below the 0.6 "ask" threshold)."""
+FREE_TEXT_CONFIDENCE = 0.2
+"""An item that matched nothing in the catalogue."""
+NOT_CONVERTED_MAX = 0.45
+"""A matched item whose requested unit could not be converted exactly to the catalogue unit."""
+DEFAULT_QUANTITY_FACTOR = 0.8
+"""Multiplier when no quantity was given and 1 was assumed."""
+
+# -- vocabulary ---------------------------------------------------------------------------------------------
+_ONES = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_SWAHILI = {
+    "moja": 1, "mbili": 2, "tatu": 3, "nne": 4, "tano": 5, "sita": 6, "saba": 7, "nane": 8, "tisa": 9,
+    "kumi": 10, "ishirini": 20, "thelathini": 30, "arobaini": 40, "hamsini": 50,
+}  # fmt: skip
+_NOT_A_COUNT = frozenset({"few", "lot", "lots", "bit", "little", "bunch"})  # "a few" is no count
+
+# Words and phrases that carry no item meaning in a request (greetings, politeness, request verbs).
+_FILLER_PHRASES: tuple[tuple[str, ...], ...] = tuple(
+    tuple(p.split())
+    for p in sorted(
+        [
+            "hi", "hello", "hey", "dear", "habari", "jambo", "good morning", "good afternoon", "good evening",
+            "morning", "team", "sir", "madam", "boss", "guys", "all", "pls", "plz", "please", "kindly",
+            "tafadhali", "naomba", "tunahitaji", "nahitaji", "tuma", "we need", "i need", "we will need",
+            "need", "needed", "we want", "i want", "want", "send", "send us", "us", "get", "get us", "me",
+            "order", "buy", "purchase", "procure", "bring", "supply", "provide", "deliver", "can you",
+            "could you", "can we", "can i", "would like", "like", "we would like", "we'd like", "i'd like",
+            "i would like", "we", "i", "require", "required", "requesting", "request", "for the office",
+            "for office", "office use", "for office use", "thanks", "thank you", "thx", "regards",
+            "cheers", "asap", "urgent", "urgently", "some", "more", "the", "of", "for", "to",
+            "how", "are", "you", "ok", "okay", "hallo", "let", "have", "do", "will", "would", "should",
+            "a few", "few", "lots of", "a lot of", "our", "my", "new", "in", "with", "x", "following",
+            "the following", "below", "items", "list", "these", "this", "is", "on", "at", "hii", "arrange",
+            "just", "only", "much", "don't", "dont", "stuff", "things",
+        ],
+        key=lambda p: -len(p.split()),
+    )
+)  # fmt: skip
+_SPLIT_WORDS = frozenset({"and", "plus", "also"})
+# A number right after these names a model, not a quantity ("hp 26" is a toner family).
+_MODEL_WORDS = frozenset(
+    {"hp", "canon", "epson", "brother", "samsung", "kyocera", "model", "size", "type", "y"}
+)
+# A number right before these is a specification ("4 inch nails", "2.5 mm2 cable").
+_SPEC_WORDS = frozenset(
+    {"inch", "inches", "mm", "mm2", "gsm", "gb", "tb", "mb", "ply", "v", "volt", "volts", "w", "watt",
+     "watts", "amp", "amps", "sqmm", "ft", "feet", "percent", "mp"}
+)  # fmt: skip
+_MARKERS = frozenset({"x", "qty", "quantity", "qnty"})
+
+# A token: a number (decimals, fraction) with an optional glued suffix ("42.5n", "26/6", "2.5mm", "5kg"),
+# or a word with letters and digits ("cf226a", "a4") and an optional apostrophe ("don't").
+_TOKEN_RE = re.compile(r"\d+(?:[./]\d+)*[a-z0-9]*|[a-z0-9]+(?:'[a-z]+)?")
+_NUM_RE = re.compile(r"\d+(?:\.\d+)?")
+_GLUED_RE = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
+_X_NUM_RE = re.compile(r"x(\d+(?:\.\d+)?)")
+_BULLET_RE = re.compile(r"^\s*(?:[-*\u2022\u00b7>]+|\(?[a-z]\)|\d+[.)])\s+", re.MULTILINE)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tokens
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _prepare(text: str) -> str:
+    """Lower-case and unify punctuation that matters: bullets, multiplication signs, thousands separators."""
+    s = (
+        text.lower()
+        .replace("\u2019", "'")
+        .replace("\u00d7", " x ")
+        .replace("&", " and ")
+        .replace("+", " and ")
+    )
+    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)  # 1,000 -> 1000
+    s = s.replace("\u2022", "\n- ").replace("\u2013", " - ").replace("\u2014", " - ")
+    return s
+
+
+def _tokenize(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text)
+
+
+def _strip_fillers(toks: list[str]) -> list[str]:
+    """Drop filler phrases anywhere in the token list (longest phrases first)."""
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        for phrase in _FILLER_PHRASES:
+            n = len(phrase)
+            if tuple(toks[i : i + n]) == phrase:
+                # "x" is a filler ("2 x staplers") unless a number follows ("staplers x 2")
+                if phrase == ("x",) and i + 1 < len(toks) and _number_at(toks, i + 1) is not None:
+                    continue
+                i += n
+                break
+        else:
+            out.append(toks[i])
+            i += 1
+    return out
+
+
+def _number_word(toks: list[str], i: int) -> tuple[Decimal, int] | None:
+    """Parse an English or Swahili number written in words at ``toks[i]``: (value, tokens used)."""
+    total = 0
+    current = 0
+    j = i
+    seen = False
+    while j < len(toks):
+        t = toks[j]
+        if t in _ONES and (current % 10 == 0 or current >= 100):
+            current += _ONES[t]
+        elif t in _TENS and current % 100 == 0:
+            current += _TENS[t]
+        elif t == "hundred" and (seen or j == i):
+            current = (current or 1) * 100
+        elif t == "thousand" and (seen or j == i):
+            total += (current or 1) * 1000
+            current = 0
+        elif t == "and" and seen and j + 1 < len(toks) and (toks[j + 1] in _ONES or toks[j + 1] in _TENS):
+            j += 1
+            continue
+        elif t in _SWAHILI and not seen:
+            value = _SWAHILI[t]
+            # "kumi na mbili" = 12
+            if value in (10, 20, 30, 40, 50) and toks[j + 1 : j + 2] == ["na"] and j + 2 < len(toks):
+                unit = _SWAHILI.get(toks[j + 2], 0)
+                if 0 < unit < 10:
+                    return Decimal(value + unit), j + 3 - i
+            return Decimal(value), j + 1 - i
+        else:
+            break
+        seen = True
+        j += 1
+    if not seen:
+        return None
+    return Decimal(total + current), j - i
+
+
+def _number_at(toks: list[str], i: int) -> tuple[Decimal, int] | None:
+    """Parse a count at ``toks[i]``: (value, tokens used), or ``None``.
+
+    Digits (``20``, ``2.5``), number words (``twenty five``, ``a hundred``), ``a``/``an`` (1),
+    ``a couple of`` / ``a pair of`` (2), ``half a`` (0.5, as in ``half a dozen``), Swahili ``moja``..``kumi``,
+    ``kumi na mbili``. A following ``dozen`` is read as a unit by the caller.
+    """
+    if i >= len(toks):
+        return None
+    t = toks[i]
+    nxt = toks[i + 1] if i + 1 < len(toks) else ""
+    if _NUM_RE.fullmatch(t):
+        return Decimal(t), 1
+    if t in ("a", "an", "one") and nxt in ("couple", "pair"):
+        return Decimal(2), 3 if toks[i + 2 : i + 3] == ["of"] else 2
+    if t in ("couple", "pair"):
+        return Decimal(2), 2 if nxt == "of" else 1
+    if t == "half" and nxt in ("a", "an") and toks[i + 2 : i + 3] == ["dozen"]:
+        return Decimal("0.5"), 2
+    if t == "half" and nxt == "dozen":
+        return Decimal("0.5"), 1
+    if t in ("a", "an") and nxt in ("hundred", "thousand"):
+        words = _number_word(toks, i + 1)
+        return None if words is None else (words[0], words[1] + 1)
+    if t in ("a", "an"):
+        if not nxt or nxt in _NOT_A_COUNT or _NUM_RE.fullmatch(nxt):
+            return None
+        return Decimal(1), 1
+    return _number_word(toks, i)
+
+
+def _is_protected(toks: list[str], i: int) -> bool:
+    """A number that belongs to the item's description rather than counting it."""
+    if i > 0 and toks[i - 1] in _MODEL_WORDS:
+        return True
+    return i + 1 < len(toks) and toks[i + 1] in _SPEC_WORDS
+
+
+@dataclass(slots=True)
+class _Qty:
+    """A quantity found in a segment: token span, value, unit (canonical or ``None``) and priority."""
+
+    start: int
+    end: int
+    value: Decimal
+    unit: str | None
+    kind: int  # 0 marker (x2, qty 3), 1 leading, 2 followed by a unit, 3 trailing, 4 elsewhere
+    unit_index: int | None = None  # index of a stand-alone unit word (the alternative reading keeps it)
+
+
+def _quantities(toks: list[str], catalog: CatalogIndex) -> list[_Qty]:
+    """Every quantity reading in a segment, in token order."""
+    found: list[_Qty] = []
+    i = 0
+    n = len(toks)
+    while i < n:
+        t = toks[i]
+        # "x2", "2x" (unless a product code such as "26x")
+        m = _X_NUM_RE.fullmatch(t)
+        if m:
+            found.append(_Qty(i, i + 1, Decimal(m.group(1)), None, 0))
+            i += 1
+            continue
+        m = _GLUED_RE.fullmatch(t)
+        if m and not catalog.is_known_code(t):
+            value, suffix = Decimal(m.group(1)), m.group(2)
+            if suffix == "x":
+                q = _Qty(i, i + 1, value, None, 0)
+                _take_unit(toks, q)
+                found.append(q)
+                i = q.end
+                continue
+            unit = normalize_unit(suffix, standalone=False)
+            if unit is not None:
+                end = i + 2 if toks[i + 1 : i + 2] == ["of"] else i + 1
+                found.append(_Qty(i, end, value, unit, 1 if i == 0 else 2))
+                i = end
+                continue
+        if t in _MARKERS:
+            j = i + 1
+            num = _number_at(toks, j)
+            if num is not None:
+                q = _Qty(i, j + num[1], num[0], None, 0)
+                _take_unit(toks, q)
+                found.append(q)
+                i = q.end
+                continue
+        num = _number_at(toks, i)
+        if num is not None and not (_NUM_RE.fullmatch(t) and _is_protected(toks, i)):
+            q = _Qty(i, i + num[1], num[0], None, 4)
+            if toks[q.end : q.end + 1] == ["x"]:
+                q.end += 1
+                q.kind = 0
+            _take_unit(toks, q)
+            if q.kind != 0:
+                if i == 0:
+                    q.kind = 1
+                elif q.unit is not None:
+                    q.kind = 2
+                elif q.end == n:
+                    q.kind = 3
+            found.append(q)
+            i = max(q.end, i + 1)
+            continue
+        i += 1
+    return found
+
+
+def _take_unit(toks: list[str], q: _Qty) -> None:
+    """Extend a quantity over a following unit word and ``of`` (``20 boxes of``, ``24 m``).
+
+    Also takes a unit word just before the number (Swahili order: ``mifuko kumi``, "bags ten").
+    """
+    # Right after a number even one-letter spellings are units ("20 l", "24 m").
+    unit = normalize_unit(toks[q.end], standalone=False) if q.end < len(toks) else None
+    if unit is None and toks[q.end : q.end + 1] == ["no"]:
+        unit = "piece"  # "1 no. stapler": Kenyan/British "number of" pieces
+    if unit is not None:
+        q.unit = unit
+        q.unit_index = q.end
+        q.end += 1
+    if toks[q.end : q.end + 1] == ["of"]:
+        q.end += 1
+    if q.unit is None and q.start > 0 and (before := normalize_unit(toks[q.start - 1])) is not None:
+        q.unit = before
+        q.unit_index = q.start - 1
+        q.start -= 1
+
+
+def _choose(qtys: list[_Qty]) -> _Qty | None:
+    return min(qtys, key=lambda q: (q.kind, q.start)) if qtys else None
+
+
+def _starts_item(toks: list[str], i: int, catalog: CatalogIndex) -> bool:
+    """Whether a new item can begin at ``toks[i]`` with a quantity (for lists without separators)."""
+    t = toks[i]
+    if i > 0 and toks[i - 1] in _MARKERS:
+        return False
+    if _X_NUM_RE.fullmatch(t):
+        return False  # "x2" closes the item before it
+    if _NUM_RE.fullmatch(t):
+        return not _is_protected(toks, i)
+    m = _GLUED_RE.fullmatch(t)
+    if m and not catalog.is_known_code(t):
+        return m.group(2) == "x" or normalize_unit(m.group(2), standalone=False) is not None
+    return t in _ONES or t in _TENS or t in _SWAHILI
+
+
+def _is_item_word(t: str) -> bool:
+    return (
+        normalize_unit(t) is None
+        and _number_at([t], 0) is None
+        and not _NUM_RE.fullmatch(t)
+        and not _X_NUM_RE.fullmatch(t)
+        and t not in ("of", "x")
+    )
+
+
+def _split_quantities(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
+    """Split ``20 boxes a4 paper 5 toner hp 26a`` before the second quantity."""
+    parts: list[list[str]] = []
+    start = 0
+    seen_qty = seen_word = False
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        if (
+            i > start
+            and seen_qty
+            and seen_word
+            and _starts_item(toks, i, catalog)
+            and any(_is_item_word(u) for u in toks[i + 1 :])
+        ):
+            parts.append(toks[start:i])
+            start = i
+            seen_qty = seen_word = False
+        if _starts_item(toks, i, catalog) or _X_NUM_RE.fullmatch(t) or (i > 0 and toks[i - 1] in _MARKERS):
+            seen_qty = True
+            num = _number_at(toks, i)
+            i += max(1, num[1] if num else 1)  # skip the rest of "kumi na mbili", "twenty five"
+            continue
+        if _is_item_word(t) and t not in _MARKERS:
+            seen_word = True
+        i += 1
+    parts.append(toks[start:])
+    return [p for p in parts if p]
+
+
+def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
+    """Split on "and"/"plus", unless the words joined name one item better ("twin and earth")."""
+    pieces: list[list[str]] = [[]]
+    for k, t in enumerate(toks):
+        # Swahili "na" (and), except inside a number ("kumi na mbili" = 12)
+        swahili_and = t == "na" and not (
+            k > 0 and _SWAHILI.get(toks[k - 1], 0) % 10 == 0 and toks[k - 1] in _SWAHILI
+        )
+        # "one hundred and fifty" is one number
+        in_number = k > 0 and toks[k - 1] in ("hundred", "thousand") and _number_word(toks, k + 1) is not None
+        if (t in _SPLIT_WORDS and not in_number) or swahili_and:
+            pieces.append([])
+        else:
+            pieces[-1].append(t)
+    pieces = [p for p in pieces if p]
+    if not pieces:
+        return []
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        left = out[-1]
+        if _number_at(piece, 0) is not None or _starts_item(piece, 0, catalog):
+            out.append(piece)
+            continue
+        joined = catalog.match(" and ".join([" ".join(left), " ".join(piece)]))
+        lm, rm = catalog.match(" ".join(left)), catalog.match(" ".join(piece))
+        if joined.status == "match" and joined.score >= max(lm.score, rm.score):
+            out[-1] = [*left, "and", *piece]
+        elif lm.status != "none" and rm.status != "none":
+            out.append(piece)
+        else:
+            out[-1] = [*left, "and", *piece]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sites and dates
+# ----------------------------------------------------------------------------------------------------------
+
+_SITE_BEFORE = frozenset(
+    {"for", "to", "at", "in", "the", "deliver", "delivery", "send", "sent", "ship", "site"}
+)
+_SITE_AFTER = frozenset(
+    {"site", "office", "branch", "project", "warehouse", "store", "depot", "yard", "plant"}
+)
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    """Replace a span by a separator of the same length (offsets of later spans stay valid)."""
+    return text[:start] + "," + " " * (end - start - 1) + text[end:]
+
+
+def _find_site(text: str, sites: Sequence[str], vocabulary: frozenset[str]) -> tuple[str | None, str]:
+    """Find the first site named in ``text`` (lower case): (canonical site or ``None``, text without it).
+
+    Site words match exactly, or with one typo when 5+ letters long and not a catalogue word.
+    """
+    spans = [(m.start(), m.end(), m.group(0)) for m in _TOKEN_RE.finditer(text)]
+    words = [w for _, _, w in spans]
+    best: tuple[int, int, str] | None = None  # (first token, last token + 1, site)
+    for site in sites:
+        stoks = _tokenize(site.lower())
+        if not stoks:
+            continue
+        for i in range(len(words) - len(stoks) + 1):
+            if all(_site_word(words[i + k], s, vocabulary) for k, s in enumerate(stoks)):
+                if best is None or i < best[0]:
+                    best = (i, i + len(stoks), site)
+                break
+    if best is None:
+        return None, text
+    i, j, site = best
+    while i > 0 and words[i - 1] in _SITE_BEFORE:
+        i -= 1
+    while j < len(words) and words[j] in _SITE_AFTER:
+        j += 1
+    return site, _blank(text, spans[i][0], spans[j - 1][1])
+
+
+def _site_word(word: str, site_word: str, vocabulary: frozenset[str]) -> bool:
+    if word == site_word:
+        return True
+    if len(site_word) < 5 or word in vocabulary or word[0] != site_word[0]:
+        return False
+    return OSA.distance(word, site_word, score_cutoff=1) <= 1
+
+
+_WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri"
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_NUMWORD = "|".join([*_ONES, "a", "an"])
+_PREP = (
+    r"(?:(?:(?:needed|required|delivered|deliver(?:y)?|need\s+it|want\s+it|latest|not\s+later\s+than)\s+)?"
+    r"(?:by|before|on|for|until|till|due|latest)\s+)?"
+)
+_DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("dayafter", re.compile(rf"{_PREP}\b(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|kesho)\b")),
+    ("named", re.compile(rf"{_PREP}\b(today|tonight|tomorrow|tmrw|tmr|tomoro|kesho|leo)\b")),
+    (
+        "eom",
+        re.compile(rf"{_PREP}\b(?:the\s+)?(?:end\s+of\s+(?:the\s+)?(?:this\s+)?month|month\s+end|eom)\b"),
+    ),
+    ("eow", re.compile(rf"{_PREP}\b(?:the\s+)?(?:end\s+of\s+(?:the\s+)?(?:this\s+)?week|week\s+end|eow)\b")),
+    ("nextweek", re.compile(rf"{_PREP}\bnext\s+week\b")),
+    ("relative", re.compile(rf"{_PREP}\b(?:in|within)\s+(\d+|{_NUMWORD})\s+(days?|weeks?)\b")),
+    ("weekday", re.compile(rf"{_PREP}\b(?:(?:next|this|coming)\s+)?(?:{_WEEKDAYS})\b")),
+    (
+        "daymonth",
+        re.compile(
+            rf"{_PREP}\b(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?\s+(?:{_MONTHS})\b(?:\s+\d{{4}})?"
+        ),
+    ),
+    ("monthday", re.compile(rf"{_PREP}\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?")),
+    ("nth", re.compile(rf"{_PREP}\b(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)\b")),
+    ("numeric", re.compile(rf"{_PREP}(?<![\w./])(\d{{1,2}})[/-](\d{{1,2}})(?:[/-](\d{{2,4}}))?(?![\w/])")),
+    (
+        "numeric_dot",
+        re.compile(r"(?:by|before|on|until|till|due)\s+(\d{1,2})\.(\d{1,2})(?:\.(\d{2,4}))?(?![\w.])"),
+    ),
+]
+_PREP_STRIP = re.compile(_PREP)
+_DATE_SETTINGS: dict[str, Any] = {"PREFER_DATES_FROM": "future", "DATE_ORDER": "DMY"}
+
+
+@functools.lru_cache(maxsize=32)
+def _dateparser(base: datetime) -> DateDataParser:
+    """A dateparser parser relative to ``base`` (naive wall-clock time of the message); ~2 ms to build."""
+    return DateDataParser(languages=["en"], settings={**_DATE_SETTINGS, "RELATIVE_BASE": base})
+
+
+def _resolve_date(kind: str, phrase: str, match: re.Match[str], now: datetime) -> date | None:
+    """Turn a date phrase into a date relative to ``now`` (its own time zone's calendar day)."""
+    today = now.date()
+    core = _PREP_STRIP.sub("", phrase, count=1).strip()
+    core = re.sub(r"\b(?:tmrw|tmr|tomoro|kesho)\b", "tomorrow", core)
+    core = re.sub(r"\b(?:tonight|leo)\b", "today", core)
+    if kind == "eom":
+        return today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    if kind == "eow":
+        return today + timedelta(days=(4 - today.weekday()) % 7)  # Friday of this week
+    if kind == "nextweek":
+        return today + timedelta(days=7 - today.weekday())  # Monday of next week
+    if kind == "relative":
+        amount = match.group(1)
+        count = int(amount) if amount.isdigit() else (_ONES.get(amount) or 1)
+        days = count * (7 if match.group(2).startswith("week") else 1)
+        return today + timedelta(days=days)
+    if kind == "nth":
+        day = int(match.group(1))
+        year, month = today.year, today.month
+        if day < today.day:
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        if day > calendar.monthrange(year, month)[1]:
+            return None
+        return date(year, month, day)
+    if kind in ("numeric", "numeric_dot"):
+        day, month = int(match.group(1)), int(match.group(2))
+        if not (1 <= day <= 31 and 1 <= month <= 12):
+            return None
+        core = f"{day}/{month}" + (f"/{match.group(3)}" if match.group(3) else "")
+    parsed = _dateparser(now.replace(tzinfo=None)).get_date_data(core).date_obj
+    if parsed is None:
+        return None
+    result = parsed.date()
+    return result if result >= today else None
+
+
+def _find_date(text: str, now: datetime, catalog: CatalogIndex) -> tuple[date | None, str]:
+    """Find the first date phrase in ``text`` (lower case): (date or ``None``, text without date phrases)."""
+    found: list[tuple[int, int, date]] = []
+    for kind, pattern in _DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            if kind == "numeric" and catalog.is_known_code(f"{m.group(1)}/{m.group(2)}"):
+                continue  # "26/6 staples" is a product, not the 26th of June
+            if any(s < m.end() and m.start() < e for s, e, _ in found):
+                continue  # already part of an earlier pattern's phrase
+            resolved = _resolve_date(kind, m.group(0), m, now)
+            if resolved is not None:
+                found.append((m.start(), m.end(), resolved))
+    if not found:
+        return None, text
+    for start, end, _ in found:
+        text = _blank(text, start, end)
+    return min(found)[2], text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Items
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _ItemParse:
+    line: Line | None
+    unresolved: str | None = None
+
+
+def _match_confidence(result: MatchResult) -> float:
+    if result.status == "match":
+        return round(min(1.0, 0.6 + 0.4 * (result.score - MATCH_MIN) / (100.0 - MATCH_MIN)), 3)
+    if result.status == "ambiguous":
+        return round(min(AMBIGUOUS_MAX, 0.2 + 0.3 * result.score / 100.0), 3)
+    return FREE_TEXT_CONFIDENCE
+
+
+def _line_for_item(
+    item: CatalogItem,
+    quantity: Decimal,
+    unit: str | None,
+    confidence: float,
+    *,
+    explicit_quantity: bool = True,
+) -> Line:
+    """A catalogue line, converting the requested quantity to the catalogue unit when exact.
+
+    When the conversion is not exact the requested quantity and unit are kept, the price is left out (a
+    price per box times a count of pieces would be wrong) and the confidence drops below the ask threshold.
+    """
+    conv = convert(quantity, unit, item)
+    if not explicit_quantity:
+        confidence *= DEFAULT_QUANTITY_FACTOR
+    if not conv.exact:
+        return Line(
+            description=f"{item.name} [{conv.note}]",
+            quantity=conv.quantity,
+            unit=conv.unit,
+            sku=item.sku,
+            unit_price=None,
+            confidence=round(min(confidence, NOT_CONVERTED_MAX), 3),
+        )
+    return Line(
+        description=item.name,
+        quantity=conv.quantity,
+        unit=conv.unit,
+        sku=item.sku,
+        unit_price=item.unit_price,
+        confidence=round(confidence, 3),
+    )
+
+
+def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
+    """Read one item segment (fillers already removed) into a line, or ``None`` when it holds nothing."""
+    qty = _choose(_quantities(toks, catalog))
+    rest = toks if qty is None else toks[: qty.start] + toks[qty.end :]
+    rest = [t for t in rest if t not in ("of", "x") and not _X_NUM_RE.fullmatch(t)]
+    query = " ".join(rest)
+    if not tokens(query):
+        return None
+    result = catalog.match(query)
+    unit = qty.unit if qty else None
+    # "3 box files": the unit word may belong to the name.
+    if qty is not None and qty.unit_index is not None:
+        alt_query = " ".join([toks[qty.unit_index], *rest])
+        alt = catalog.match(alt_query)
+        main_conv = convert(qty.value, unit, result.item) if result.item else None
+        no_rule = main_conv is not None and not main_conv.exact and not main_conv.fractional
+        if alt.status == "match" and (result.status != "match" or (no_rule and alt.score >= result.score)):
+            result, unit, query = alt, None, alt_query
+    if result.status == "match" and result.item is not None:
+        item = result.item
+        # "20 toilet rolls", "10 a4 reams": the last word is the pack's inner unit.
+        if qty is not None and unit is None and rest and not (len(rest) > 1 and _NUM_RE.fullmatch(rest[-2])):
+            tail = normalize_unit(rest[-1])
+            pack = pack_size(item)
+            if tail is not None and pack is not None and tail == pack.unit and tail != item.unit:
+                unit = tail
+        quantity = qty.value if qty else Decimal(1)
+        return _ItemParse(
+            _line_for_item(item, quantity, unit, _match_confidence(result), explicit_quantity=qty is not None)
+        )
+    if result.status == "ambiguous":
+        units = {item.unit for item, _ in result.candidates}
+        line_unit = unit or (units.pop() if len(units) == 1 else UNSPECIFIED_UNIT)
+        confidence = _match_confidence(result) * (1.0 if qty else DEFAULT_QUANTITY_FACTOR)
+        return _ItemParse(
+            Line(
+                description=query,
+                quantity=tidy(qty.value) if qty else Decimal(1),
+                unit=line_unit,
+                sku=None,
+                confidence=round(confidence, 3),
+                candidates=result.skus,
+            )
+        )
+    # Nothing in the catalogue: a free-text line when a quantity says it is a request.
+    if qty is not None:
+        return _ItemParse(
+            Line(
+                description=query,
+                quantity=tidy(qty.value),
+                unit=unit or UNSPECIFIED_UNIT,
+                confidence=FREE_TEXT_CONFIDENCE,
+            ),
+            unresolved=query,
+        )
+    if any(len(t) >= 4 for t in rest):
+        return _ItemParse(None, unresolved=query)
+    return None
+
+
+def _segments(text: str, catalog: CatalogIndex) -> list[list[str]]:
+    """Split a request text (site and date already cut) into item segments of tokens, fillers removed."""
+    lines = text.split("\n")
+    numbered = sum(1 for ln in lines if re.match(r"^\s*\d+[.)]\s", ln)) >= 2
+    out: list[list[str]] = []
+    for ln in lines:
+        if numbered or not re.match(r"^\s*\d+[.)]\s", ln):
+            ln = _BULLET_RE.sub("", ln, count=1)
+        # Commas, semicolons and full stops end an item; "." inside a number does not ("2.5 tons").
+        for chunk in re.split(r"[,;!?]|(?<!\d)\.|\.(?!\d)", ln):
+            toks = _strip_fillers(_tokenize(chunk))
+            for piece in _split_and(toks, catalog):
+                out.extend(_split_quantities(piece, catalog))
+    return out
+
+
+def extract(text: str, catalog: CatalogIndex, *, now: datetime, sites: Sequence[str]) -> ExtractionResult:
+    """Read a request message into lines, site and date, without an LLM.
+
+    Args:
+        text: one message, or several joined with new lines.
+        catalog: the catalogue index to match items against.
+        now: when the message was sent (time-zone aware); relative dates ("by friday", "tomorrow",
+            "next week" = Monday of next week, "end of month", "on the 28th") resolve against its calendar
+            day, preferring the future (``dateparser`` with ``PREFER_DATES_FROM="future"``,
+            ``DATE_ORDER="DMY"``).
+        sites: canonical site names; the first one named in the text (case-insensitive, one typo allowed
+            for names of 5+ letters) is returned in this spelling.
+
+    Returns:
+        An :class:`~core.domain.ExtractionResult`. Each line carries a confidence: a confident match with an
+        exact quantity is near 1; a match with no quantity defaults to 1 unit at 0.8 of its score; a quantity
+        that cannot be converted exactly keeps the requested unit, has no price and at most 0.45; an ambiguous
+        item has ``sku=None``, ``candidates`` and at most 0.5; an unknown item with a quantity is a free-text
+        line at 0.2 and its text is also in ``unresolved`` (as are unknown items without a quantity).
+    """
+    prepared = _prepare(text)
+    site, prepared = _find_site(prepared, sites, catalog.vocabulary)
+    needed_by, prepared = _find_date(prepared, now, catalog)
+    result = ExtractionResult(site=site, needed_by=needed_by)
+    for seg in _segments(prepared, catalog):
+        parsed = _parse_item(seg, catalog)
+        if parsed is None:
+            continue
+        if parsed.line is not None:
+            result.lines.append(parsed.line)
+        if parsed.unresolved:
+            result.unresolved.append(parsed.unresolved)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Edits to a draft
+# ----------------------------------------------------------------------------------------------------------
+
+EditOp = Literal["set_quantity", "remove", "add", "set_site", "set_needed_by", "replace_item"]
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One correction to a draft purchase request.
+
+    Attributes:
+        op: what to do.
+        index: the draft line concerned (0-based) for ``set_quantity``, ``remove`` and ``replace_item``.
+        line: the line after the edit: the updated line for ``set_quantity`` and ``replace_item``, the new
+            line for ``add`` (which may itself be ambiguous or free text).
+        site: the new site (canonical spelling) for ``set_site``.
+        needed_by: the new date for ``set_needed_by``.
+    """
+
+    op: EditOp
+    index: int | None = None
+    line: Line | None = None
+    site: str | None = None
+    needed_by: date | None = None
+
+
+_REMOVE_CUES: tuple[tuple[str, ...], ...] = tuple(
+    tuple(p.split())
+    for p in [
+        "no need for", "no need of", "we don't need", "we dont need", "don't need", "dont need",
+        "do not need", "no longer need", "take out", "take off", "forget about", "no more", "get rid of",
+        "drop", "remove", "delete", "cancel", "scrap", "skip", "exclude", "forget", "strike", "scratch",
+        "without", "minus", "no",
+    ]
+)  # fmt: skip
+_SET_CUES = frozenset(
+    {"make", "change", "set", "update", "increase", "reduce", "decrease", "raise", "lower", "bump", "cut",
+     "adjust", "correct", "edit", "put", "up"}
+)  # fmt: skip
+_ADD_CUES: tuple[tuple[str, ...], ...] = tuple(
+    tuple(p.split())
+    for p in ["and also", "add", "also", "plus", "and", "include", "including", "with", "another", "extra"]
+)
+_SOFT_CUES = frozenset(
+    {"instead", "actually", "only", "just", "rather", "sorry", "correction", "oops", "meant", "mean"}
+)
+_NOISE = frozenset(
+    {"actually", "instead", "rather", "sorry", "oh", "ok", "okay", "wait", "pls", "please", "kindly", "no",
+     "change", "the", "site", "location", "delivery", "date", "deliver", "send", "it", "to", "make", "that",
+     "update", "switch", "thanks", "thank", "you", "correction", "oops", "i", "mean", "meant", "we", "let's",
+     "lets", "go", "with", "take", "one", "ones", "but", "then", "needed", "need", "by", "for",
+     "hey", "hi", "also", "and", "now", "should", "be", "is", "set"}
+)  # fmt: skip
+_CLAUSE_STARTS = frozenset(
+    {"the", "also", "add", "plus", "include", "no", "not", "deliver", "send", "by", "then", "make", "change",
+     "drop", "remove", "delete", "cancel", "scrap", "skip", "forget", "set", "update", "increase", "reduce",
+     "decrease", "raise", "lower", "swap", "switch", "replace", "only", "just", "we", "i", "don't", "dont"}
+)  # fmt: skip
+_REF_PRONOUNS = frozenset({"it", "that", "this", "them", "those", "these", "one", "same", "quantity", "qty"})
+_REMOVE_TAIL = frozenset(
+    {"anymore", "any", "more", "please", "pls", "from", "list", "order", "request", "the"}
+)
+
+
+def _line_items(line: Line, catalog: CatalogIndex) -> list[CatalogItem]:
+    skus = ([line.sku] if line.sku else []) + list(line.candidates)
+    return [item for sku in skus if (item := catalog.get(sku)) is not None]
+
+
+def _line_index(ref: list[str], draft: list[Line], catalog: CatalogIndex) -> int | None:
+    """Which draft line a reference ("the paper", "toner", "it", "the 26x") names, or ``None``."""
+    words = [t for t in ref if t not in ("the", "a", "an", "my", "our", "of")]
+    if not draft:
+        return None
+    if not words or all(w in _REF_PRONOUNS for w in words):
+        return 0 if len(draft) == 1 else None
+    pseudo = []
+    for i, line in enumerate(draft):
+        items = _line_items(line, catalog)
+        aliases = tuple(a for item in items for a in (item.name, *item.aliases))
+        pseudo.append(
+            CatalogItem(
+                sku=str(i),
+                name=line.description,
+                unit=line.unit,
+                unit_price=Money(Decimal(0), "USD"),
+                supplier="",
+                aliases=aliases,
+            )
+        )
+    result = CatalogIndex(pseudo).match(" ".join(words))
+    return int(result.candidates[0][0].sku) if result.status == "match" else None
+
+
+def _with_quantity(line: Line, quantity: Decimal, unit: str | None, catalog: CatalogIndex) -> Line:
+    """The draft line with a new quantity (converted to the catalogue unit when a unit is given)."""
+    item = catalog.get(line.sku) if line.sku else None
+    if item is not None:
+        return _line_for_item(item, quantity, unit, max(line.confidence, 0.9))
+    return dataclasses.replace(line, quantity=tidy(quantity), unit=unit or line.unit)
+
+
+def _replaced(line: Line, item: CatalogItem) -> Line:
+    """The draft line pointing at another item, its quantity carried over (converted when exact)."""
+    unit = None if line.unit == UNSPECIFIED_UNIT else normalize_unit(line.unit, standalone=False) or line.unit
+    return _line_for_item(item, line.quantity, unit, 1.0)
+
+
+def _quantity_in(toks: list[str], catalog: CatalogIndex) -> _Qty | None:
+    return _choose([q for q in _quantities(toks, catalog) if toks[q.start] not in ("a", "an")])
+
+
+def _strip_cue(toks: list[str], cues: tuple[tuple[str, ...], ...]) -> list[str] | None:
+    for cue in cues:
+        if tuple(toks[: len(cue)]) == cue:
+            return toks[len(cue) :]
+    return None
+
+
+def _edit_remove(toks: list[str], draft: list[Line], catalog: CatalogIndex) -> list[Edit] | None:
+    ref = _strip_cue(toks, _REMOVE_CUES)
+    if ref is None:
+        # "the pens are not needed", "toner cancelled"
+        tail = " ".join(toks)
+        m = re.match(
+            r"(.+?)\s+(?:is\s+|are\s+)?(?:not\s+needed|no\s+longer\s+needed|cancelled|canceled)$", tail
+        )
+        if not m:
+            return None
+        ref = m.group(1).split()
+    while ref and ref[-1] in _REMOVE_TAIL:
+        ref = ref[:-1]
+    if not ref:
+        return None
+    index = _line_index(ref, draft, catalog)
+    return None if index is None else [Edit("remove", index=index)]
+
+
+def _edit_quantity(
+    toks: list[str], draft: list[Line], catalog: CatalogIndex, soft: bool
+) -> list[Edit] | None:
+    words = list(toks)
+    cue = bool(words) and words[0] in _SET_CUES
+    be = "should" in words or "=" in words  # "paper should be 30"
+    if cue:
+        words = words[1:]
+        if words[:1] == ["up"]:
+            words = words[1:]
+    old: Decimal | None = None
+    # "paper 30 not 20", "30 not 20"
+    if (len(words) >= 2 and words[-2] in ("not", "instead")) or words[-3:-1] == ["instead", "of"]:
+        num = _number_at(words, len(words) - 1)
+        if num is not None:
+            old = num[0]
+            words = words[:-3] if words[-3:-1] == ["instead", "of"] else words[:-2]
+    if not (cue or be or soft or old is not None) or not words:
+        return None
+    if words[-1:] == ["more"] or words[:1] == ["more"]:
+        return None  # "make it 3 more" is an increment, left to the LLM
+    qty = _quantity_in(words, catalog)
+    if qty is None:
+        return None
+    ref = [
+        t for t in words[: qty.start] + words[qty.end :] if t not in ("to", "=", "into", "be", "should", "is")
+    ]
+    ref = [t for t in ref if t not in ("down", "up")]
+    if ref:
+        index = _line_index(ref, draft, catalog)
+    elif old is not None:
+        same = [i for i, ln in enumerate(draft) if ln.quantity == old]
+        index = same[0] if len(same) == 1 else (0 if len(draft) == 1 else None)
+    else:
+        index = 0 if len(draft) == 1 else None
+    if index is None:
+        return None
+    line = _with_quantity(draft[index], qty.value, qty.unit, catalog)
+    return [Edit("set_quantity", index=index, line=line)]
+
+
+def _edit_add(
+    toks: list[str], draft: list[Line], catalog: CatalogIndex, inherited: bool
+) -> list[Edit] | None:
+    rest = _strip_cue(toks, _ADD_CUES)
+    if rest is None:
+        if not inherited:
+            return None
+        rest = toks
+    edits = []
+    for seg in _split_and(_strip_fillers(rest), catalog):
+        for piece in _split_quantities(seg, catalog):
+            parsed = _parse_item(piece, catalog)
+            if parsed is None or parsed.line is None:
+                return None
+            edits.append(Edit("add", line=parsed.line))
+    return edits or None
+
+
+def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, soft: bool) -> list[Edit] | None:
+    words = list(toks)
+    # "change the toner to 26x", "replace paper with a3 paper", "26x not 26a", "swap the 26a for 26x"
+    ref: list[str] | None = None
+    target = words
+    text = " ".join(words)
+    for pattern in (
+        r"^(?:change|switch|swap|replace|make)\s+(?P<ref>.+?)\s+(?:to|with|for|into)\s+(?P<new>.+)$",
+        r"^(?P<new>.+?)\s+(?:not|instead\s+of|in\s+place\s+of)\s+(?P<ref>.+)$",
+    ):
+        m = re.match(pattern, text)
+        if m:
+            ref, target = m.group("ref").split(), m.group("new").split()
+            break
+    target = [t for t in target if t not in _NOISE]
+    if not target:
+        return None
+    query = " ".join(target)
+    if ref is None and _quantity_in(target, catalog) is not None:
+        return None  # "5 a3 paper" asks for something; it does not choose
+    if ref is not None:
+        index = _line_index(ref, draft, catalog)
+        if index is None:
+            return None
+        found = catalog.match(query)
+        if found.status != "match" or found.item is None:
+            candidates = [catalog.get(s) for s in draft[index].candidates]
+            sub = CatalogIndex([c for c in candidates if c is not None]).match(query)
+            if sub.status != "match" or sub.item is None:
+                return None
+            return [Edit("replace_item", index=index, line=_replaced(draft[index], sub.item))]
+        return [Edit("replace_item", index=index, line=_replaced(draft[index], found.item))]
+    # A bare choice: among the candidates of an ambiguous line first.
+    for i, line in enumerate(draft):
+        if line.candidates:
+            items = [c for s in line.candidates if (c := catalog.get(s)) is not None]
+            sub = CatalogIndex(items).match(query)
+            if sub.status == "match" and sub.item is not None:
+                return [Edit("replace_item", index=i, line=_replaced(line, sub.item))]
+    # Else a sibling of a line's item ("26x" when the draft has the 26A), when the message says it corrects
+    # ("instead", "I meant") or names only a product code: "a3 paper" alone may be an addition.
+    if not soft and not all(is_code(t) for t in target):
+        return None
+    found = catalog.match(query)
+    if found.status != "match" or found.item is None:
+        return None
+    new = found.item
+    if any(line.sku == new.sku for line in draft):
+        return None
+    siblings = [
+        i
+        for i, line in enumerate(draft)
+        if line.sku and (old := catalog.get(line.sku)) is not None and _siblings(old, new)
+    ]
+    if len(siblings) != 1:
+        return None
+    i = siblings[0]
+    return [Edit("replace_item", index=i, line=_replaced(draft[i], new))]
+
+
+def _siblings(a: CatalogItem, b: CatalogItem) -> bool:
+    """Two variants of one product (HP 26A / 26X, A4 / A3 paper): same category, similar non-code words."""
+    if a.category != b.category or a.unit != b.unit:
+        return False
+    wa = {t for t in tokens(a.name) if not re.search(r"\d", t)}
+    wb = {t for t in tokens(b.name) if not re.search(r"\d", t)}
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / min(len(wa), len(wb)) >= 0.75
+
+
+def _clauses(text: str) -> list[list[str]]:
+    out: list[list[str]] = []
+    for chunk in re.split(r"[,;!?\n]|(?<!\d)\.|\.(?!\d)|\bthen\b", text):
+        toks = _tokenize(chunk)
+        # "drop the toner and the pens", "make the paper 30 and drop the toner": split on "and" before a
+        # new cue, an article or a quantity, not inside a name ("twin and earth").
+        current: list[str] = []
+        for k, t in enumerate(toks):
+            nxt = toks[k + 1] if k + 1 < len(toks) else ""
+            # "paper 30 and toner 4": both sides carry a number
+            numbers = any(_NUM_RE.fullmatch(u) for u in current) and any(
+                _NUM_RE.fullmatch(u) for u in toks[k + 1 :]
+            )
+            if t == "and" and current and (nxt in _CLAUSE_STARTS or numbers or _number_at(toks, k + 1)):
+                out.append(current)
+                current = []
+            else:
+                current.append(t)
+        if current:
+            out.append(current)
+    return out
+
+
+def parse_edits(
+    text: str,
+    draft_lines: list[Line],
+    catalog: CatalogIndex,
+    *,
+    now: datetime,
+    sites: Sequence[str],
+) -> list[Edit]:
+    """Read a correction to the current draft into edit operations.
+
+    Handles: quantity changes ("make the paper 30", "change toner to 3", "paper 30 not 20", "make it 30"
+    when the draft has one line), removals ("drop the toner", "no need for the pens"), additions ("also 2
+    staplers", "add 5 mops", "plus 3 helmets"), site and date changes ("deliver to Mombasa instead",
+    "by monday instead"), and item choices ("the 26X" among an ambiguous line's candidates, or a variant of a
+    line's item; "change the toner to 26x").
+
+    Args:
+        text: the message.
+        draft_lines: the current draft's lines, in order (indexes in the result refer to this list).
+        catalog: the catalogue index.
+        now: message time (time-zone aware), for dates.
+        sites: canonical site names.
+
+    Returns:
+        The edits in message order, or ``[]`` when the text is not an edit, or when any part of it could
+        not be read with confidence (an unknown line reference, "make it 30" with several lines): partial
+        edits are never returned, so the caller can hand the whole message to the LLM or treat it as a
+        new request.
+    """
+    prepared = _prepare(text)
+    # "not 26a, 26x" reads as "26x not 26a"
+    prepared = re.sub(r"^\s*(?:no,?\s+)?not\s+([^,]+),\s*(.+)$", r"\2 not \1", prepared.strip())
+    edits: list[Edit] = []
+    site, prepared = _find_site(prepared, sites, catalog.vocabulary)
+    needed_by, prepared = _find_date(prepared, now, catalog)
+    if site is not None:
+        edits.append(Edit("set_site", site=site))
+    if needed_by is not None:
+        edits.append(Edit("set_needed_by", needed_by=needed_by))
+    previous: str | None = None
+    for clause in _clauses(prepared):
+        if all(t in _NOISE or t in _SOFT_CUES for t in clause):
+            continue
+        soft = any(t in _SOFT_CUES for t in clause)
+        # Drop soft cues and politeness, but keep "instead of" (it says which line is replaced).
+        words = [
+            t
+            for k, t in enumerate(clause)
+            if not (t in _SOFT_CUES and clause[k + 1 : k + 2] != ["of"])
+            and t not in ("pls", "please", "kindly", "ok", "okay")
+        ]
+        while words and words[0] in ("oh", "wait", "hey", "hi", "but", "i", "we", "so"):
+            words = words[1:]
+        parsed: list[Edit] | None = None
+        if draft_lines:
+            parsed = _edit_remove(words, draft_lines, catalog)
+            if parsed is None and previous == "remove" and not _quantity_in(words, catalog):
+                idx = _line_index(words, draft_lines, catalog)
+                parsed = None if idx is None else [Edit("remove", index=idx)]
+            if parsed is None:
+                parsed = _edit_quantity(words, draft_lines, catalog, soft or previous == "set_quantity")
+        if parsed is None:
+            parsed = _edit_add(words, draft_lines, catalog, inherited=previous == "add")
+        if parsed is None and draft_lines:
+            parsed = _edit_replace(words, draft_lines, catalog, soft)
+        if parsed is None:
+            return []
+        previous = parsed[0].op
+        edits.extend(parsed)
+    return edits
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Read-only catalogue questions
+# ----------------------------------------------------------------------------------------------------------
+
+_QUESTION_RE = re.compile(
+    r"^\s*(?:hi\s+|hello\s+|hey\s+)?(?:do|does|did)\s+(?:we|you|u|they|y'?all)\s+(?:stock|have|has|sell|carry|keep"
+    r"|supply|got)\b"
+    r"|\b(?:price|prices|cost|costs|pricing|rate)\s+(?:of|for)\b"
+    r"|\bhow\s+much\s+(?:is|are|does|do|for|would|will)\b"
+    r"|\bwhat(?:'s|\s+is|\s+are)\s+the\s+(?:price|cost|rate)\b"
+    r"|\b(?:in\s+stock|available)\s*\??\s*$"
+    r"|\bis\s+there\s+(?:any\s+)?\w+"
+    r"|\b(?:what|which)\s+[\w\s]+?\s+do\s+(?:we|you)\s+(?:have|stock|sell|carry)\b"
+    r"|\bbei\s+ya\b"
+    r"|\bmna\b"
+)
+_REQUEST_RE = re.compile(r"\b(?:need|order|send|want|get\s+us|buy|deliver|purchase|require)\b")
+_QUESTION_WORDS = frozenset(
+    {"do", "does", "did", "we", "you", "u", "they", "stock", "have", "has", "sell", "carry", "keep", "supply",
+     "got", "price", "prices", "cost", "costs", "pricing", "rate", "of", "for", "how", "much", "is", "are",
+     "would", "will", "what", "what's", "whats", "the", "in", "available", "there", "any", "which", "bei",
+     "ya", "mna", "a", "an", "per", "one", "each", "currently", "still", "hi", "hello", "hey", "right", "now"}
+)  # fmt: skip
+
+
+def is_catalog_question(text: str) -> bool:
+    """Return ``True`` for a read-only question about the catalogue (stock or price), not a request.
+
+    Examples: "do we stock A3 paper?", "price of HP 26X?", "how much is cement", "do you have gloves".
+    A message that also asks for something ("need", "order", "send"...) is a request, not a question.
+    """
+    s = _prepare(text).strip()
+    return bool(_QUESTION_RE.search(s)) and not _REQUEST_RE.search(s)
+
+
+def answer_query(text: str, catalog: CatalogIndex) -> list[CatalogItem]:
+    """Find the catalogue items a question is about.
+
+    Args:
+        text: the question ("price of HP 26X?", "what toners do you have").
+        catalog: the catalogue index.
+
+    Returns:
+        The one matching item, the candidates when several fit (best first), or ``[]`` when nothing does.
+    """
+    words = [t for t in _tokenize(_prepare(text)) if t not in _QUESTION_WORDS]
+    words = [t for t in words if normalize_unit(t) is None or len(words) == 1]
+    if not words:
+        return []
+    result = catalog.match(" ".join(words))
+    return [item for item, _ in result.candidates]
