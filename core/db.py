@@ -221,6 +221,7 @@ def make_engine(database_url: str, *, pool_size: int = 5, echo: bool = False) ->
         echo=echo,
     )
 
+
 suppliers = Table(
     "suppliers",
     metadata,

@@ -288,4 +288,3 @@ async def upsert_suppliers(engine: AsyncEngine, rows: Sequence[dict[str, Any]]) 
         for r in rows:
             stmt = pg_insert(suppliers).values(**r)
             await conn.execute(stmt.on_conflict_do_update(index_elements=[suppliers.c.code], set_=r))
-

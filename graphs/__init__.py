@@ -1,0 +1,1 @@
+"""LangGraph assembly: State, Context, and one module per graph exporting ``builder`` and ``graph``."""

@@ -1,0 +1,49 @@
+"""Per-run Context: identity and clients, injected by the process that runs the graph (``runtime.context``).
+
+Identity comes from the channel metadata and the database, never from the model. Graph code never reads the
+environment: the worker builds a Context from Settings and the sender's user row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.repo import User
+
+
+@dataclass
+class Context:
+    """Who is talking and the clients nodes may use.
+
+    Attributes:
+        user: the sender's user row (identity, role, site, approval limit); ``None`` only in Studio sessions.
+        chat_id: the chat (WhatsApp: the sender's wa_id for 1:1 chats).
+        provider: channel name (``meta``...).
+        engine: SQLAlchemy async engine (PostgreSQL).
+        catalog: ``tools.catalog_match.CatalogIndex`` over the active catalogue.
+        sites: known site names, canonical spelling.
+        currency: default ISO 4217 currency.
+        timezone: IANA zone for reading dates such as "Friday".
+        chat_model: a LangChain chat model for the intake node, or ``None`` (deterministic only).
+        model_name: name of the model, for usage records.
+        context_window: how many recent messages the LLM sees.
+        now: clock override (tests, evals); ``None`` uses the message time.
+        turn_id: the turn being run (for usage records).
+    """
+
+    user: User | None = None
+    chat_id: str = ""
+    provider: str = "meta"
+    engine: Any = None
+    catalog: Any = None
+    sites: tuple[str, ...] = ()
+    currency: str = "USD"
+    timezone: str = "Africa/Nairobi"
+    chat_model: Any = None
+    model_name: str = "none"
+    context_window: int = 20
+    now: datetime | None = None
+    turn_id: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,73 @@
+"""The procurement conversation graph: one thread per chat (``thread_id`` = ``<provider>:<chat id>``).
+
+    ingest -> route_next -> handle_button | handle_command | handle_confirmation | handle_reason
+                            | answer_catalog | handle_media | interpret_text | skip_message -> route_next ...
+           -> after_messages -> call_model (LLM, only for unresolved text and only with a model) -> respond
+
+Every message of a turn is routed deterministically; the LLM node runs at most once per turn. Compiled
+without a checkpointer for Studio and tests; the worker compiles ``builder`` with the Postgres checkpointer.
+"""
+
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from graphs.context import Context
+from graphs.state import State
+from nodes.commands import answer_catalog, handle_command
+from nodes.decisions import handle_button, handle_reason
+from nodes.intake import handle_confirmation, handle_media, interpret_text, skip_message
+from nodes.llm_intake import call_model
+from nodes.respond import ingest, respond
+from nodes.routing import route_after_messages, route_next
+
+HANDLERS = [
+    "handle_button",
+    "handle_command",
+    "handle_confirmation",
+    "handle_reason",
+    "answer_catalog",
+    "handle_media",
+    "interpret_text",
+    "skip_message",
+]
+
+
+def after_messages(state: State) -> dict[str, Any]:
+    """Join point after every message of the turn has been routed."""
+    return {}
+
+
+def route_model(state: State, runtime: Runtime[Context]) -> Literal["call_model", "respond"]:
+    """Router: the LLM only for unresolved text, and only when a model is configured."""
+    has_model = bool(runtime.context and runtime.context.chat_model is not None)
+    return route_after_messages(dict(state), has_model)
+
+
+builder = StateGraph(State, context_schema=Context)
+builder.add_node("ingest", ingest)
+builder.add_node("handle_button", handle_button)
+builder.add_node("handle_command", handle_command)
+builder.add_node("handle_confirmation", handle_confirmation)
+builder.add_node("handle_reason", handle_reason)
+builder.add_node("answer_catalog", answer_catalog)
+builder.add_node("handle_media", handle_media)
+builder.add_node("interpret_text", interpret_text)
+builder.add_node("skip_message", skip_message)
+builder.add_node("after_messages", after_messages)
+builder.add_node("call_model", call_model)
+builder.add_node("respond", respond)
+
+builder.add_edge(START, "ingest")
+builder.add_conditional_edges("ingest", route_next)
+for name in HANDLERS:
+    builder.add_conditional_edges(name, route_next)
+builder.add_conditional_edges("after_messages", route_model)
+builder.add_edge("call_model", "respond")
+builder.add_edge("respond", END)
+
+graph = builder.compile(name="procurement")
+
+#: Steps a turn may take (each message is two steps: router and handler).
+RECURSION_LIMIT = 200

@@ -1,0 +1,1 @@
+"""Graph nodes and routers, one module per stage (imports: tools and core only)."""

@@ -1,0 +1,135 @@
+"""Command nodes: help, status, my requests, cancel, pending, orders, and read-only catalogue questions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from core.domain import Role
+from graphs.context import Context
+from nodes.common import add_note, current, record, user_of
+from nodes.compose import fmt_date, render_lines, t
+from nodes.routing import command_of
+from tools import requests as R
+from tools.extractor import answer_query
+
+SEE_ALL = (Role.BUYER, Role.ADMIN)
+
+
+def _status_text(req: R.RequestView) -> str:
+    parts = [t("request_header", number=req.number, status=req.status.replace("_", " "))]
+    parts += render_lines(req.lines)
+    parts.append(t("site", site=req.site or "—"))
+    parts.append(t("needed_by", needed_by=fmt_date(req.needed_by)))
+    parts.append(t("total", total=str(req.total)))
+    if req.approver:
+        parts.append(f"Approver: {req.approver.display_name}")
+    if req.decision_reason:
+        parts.append(f"Reason: _{req.decision_reason}_")
+    return "\n".join(parts)
+
+
+async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """Run a command. Who may see what is checked here, server-side: requesters see their own requests,
+    approvers also those they approve, buyers and admins everything.
+    """
+    ctx = runtime.context
+    user = user_of(runtime)
+    msg, pending = current(state)
+    parsed = command_of(msg.get("text") or "")
+    assert parsed is not None
+    name, args = parsed
+    out: dict[str, Any] = {"pending": pending}
+
+    def note(text: str) -> dict[str, Any]:
+        return {**out, "notes": add_note(state, text)}
+
+    if name == "help":
+        extra = t("approver_help") if user.role in (Role.APPROVER, Role.ADMIN) else ""
+        if user.role in SEE_ALL:
+            extra += t("buyer_help")
+        return note(t("help", approver_help=extra))
+
+    if name == "cancel_draft":
+        if not (state.get("draft") or {}).get("lines"):
+            return note(t("no_draft"))
+        await record(runtime, "draft.discarded", msg=msg)
+        return {**out, "draft": None, "notes": add_note(state, t("draft_cancelled")), "show_summary": False}
+
+    if name == "my_requests" or (name == "status" and "request_id" not in args):
+        reqs = await R.list_requests(ctx.engine, requester_id=user.id, limit=10)
+        if not reqs:
+            return note(t("status_none"))
+        if name == "status" and len(reqs) >= 1:
+            text = _status_text(reqs[0])
+            if len(reqs) > 1:
+                text += "\n\n" + t("my_requests_header") + "\n" + "\n".join(_row(r) for r in reqs[1:5])
+            return note(text)
+        return note(t("my_requests_header") + "\n" + "\n".join(_row(r) for r in reqs))
+
+    if name in ("status", "orders"):
+        req = await R.get_request(ctx.engine, args["request_id"])
+        number = R.number_of(args["request_id"])
+        if req is None or not _may_see(user, req):
+            # Same answer for "missing" and "not yours": no probing other people's request numbers.
+            return note(t("not_found", number=number))
+        if name == "orders":
+            if user.role not in SEE_ALL:
+                return note(t("not_allowed"))
+            from tools.fulfilment_view import orders_text
+
+            return note(await orders_text(ctx.engine, req))
+        return note(_status_text(req))
+
+    if name == "cancel":
+        number = R.number_of(args["request_id"])
+        res = await R.cancel_request(ctx.engine, args["request_id"], actor=user)
+        if res.outcome == "not_found" or res.outcome == "not_yours":
+            return note(t("not_found", number=number))
+        if res.outcome == "stale" and res.request:
+            return note(t("cannot_cancel", number=number, status=res.request.status.replace("_", " ")))
+        effects = [*(state.get("effects") or []), {"type": "cancelled", "request_id": args["request_id"]}]
+        upd = {**note(t("cancelled", number=number)), "effects": effects}
+        if state.get("active_request_id") == args["request_id"]:
+            upd["active_request_id"] = None
+        return upd
+
+    if name == "pending":
+        if user.role not in (Role.APPROVER, Role.ADMIN):
+            return note(t("not_allowed"))
+        reqs = await R.pending_for(ctx.engine, user)
+        if not reqs:
+            return note(t("pending_none"))
+        return note(t("pending_header") + "\n" + "\n".join(_row(r, who=True) for r in reqs))
+
+    if name == "approve_text":
+        return note("Please use the *Approve* / *Reject* buttons on the approval message.")
+    return note(t("not_understood"))
+
+
+def _may_see(user: Any, req: R.RequestView) -> bool:
+    return user.role in SEE_ALL or req.requester.id == user.id or (req.approver is not None and req.approver.id == user.id)
+
+
+def _row(r: R.RequestView, who: bool = False) -> str:
+    row = t(
+        "request_row",
+        number=r.number,
+        status=r.status.replace("_", " "),
+        total=str(r.total),
+        n_lines=len(r.lines),
+        site=r.site or "—",
+    )
+    return row + (f" — {r.requester.display_name}" if who else "")
+
+
+async def answer_catalog(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """Answer "do we stock A3 paper?" / "price of HP 26X?" read-only from the catalogue; no draft is started."""
+    ctx = runtime.context
+    msg, pending = current(state)
+    items = answer_query(msg.get("text") or "", ctx.catalog)[:5]
+    if not items:
+        return {"pending": pending, "notes": add_note(state, t("catalog_none"))}
+    rows = [t("catalog_row", name=i.name, sku=i.sku, price=str(i.unit_price), unit=i.unit) for i in items]
+    return {"pending": pending, "notes": add_note(state, t("catalog_header") + "\n" + "\n".join(rows))}

@@ -1,0 +1,86 @@
+"""Pure operations on the draft dict kept in State (used by the rule path and by the LLM tools alike).
+
+A draft is ``{"lines": [Line.to_dict()], "site", "needed_by" (ISO date), "notes": [str], "attachments": [key],
+"request_id": int | None, "accepted_free_text": bool}``. Each function returns a NEW draft (State updates
+must not mutate the checkpointed value in place).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from typing import Any
+
+from core.domain import Line
+from tools.extractor import Edit
+
+
+def empty_draft() -> dict[str, Any]:
+    """A draft with nothing in it."""
+    return {"lines": [], "site": None, "needed_by": None, "notes": [], "attachments": [], "request_id": None}
+
+
+def lines_of(draft: dict[str, Any] | None) -> list[Line]:
+    """The draft's lines as :class:`~core.domain.Line` objects."""
+    return [Line.from_dict(d) for d in (draft or {}).get("lines", [])]
+
+
+def needed_by_of(draft: dict[str, Any] | None) -> date | None:
+    """The draft's needed-by date."""
+    v = (draft or {}).get("needed_by")
+    return date.fromisoformat(v) if v else None
+
+
+def with_lines(draft: dict[str, Any] | None, lines: list[Line]) -> dict[str, Any]:
+    """Copy of ``draft`` with ``lines``."""
+    d = copy.deepcopy(draft) if draft else empty_draft()
+    d["lines"] = [ln.to_dict() for ln in lines]
+    return d
+
+
+def add_lines(draft: dict[str, Any] | None, new: list[Line]) -> dict[str, Any]:
+    """Append lines; a line for a SKU already in the draft with the same unit adds to its quantity."""
+    lines = lines_of(draft)
+    for ln in new:
+        same = next((x for x in lines if ln.sku and x.sku == ln.sku and x.unit == ln.unit), None)
+        if same is not None:
+            same.quantity += ln.quantity
+        else:
+            lines.append(ln)
+    return with_lines(draft, lines)
+
+
+def set_field(draft: dict[str, Any] | None, **values: Any) -> dict[str, Any]:
+    """Copy of ``draft`` with top-level fields set (dates as ISO strings)."""
+    d = copy.deepcopy(draft) if draft else empty_draft()
+    for k, v in values.items():
+        d[k] = v.isoformat() if isinstance(v, date) else v
+    return d
+
+
+def apply_edits(draft: dict[str, Any] | None, edits: list[Edit]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Apply parsed corrections in order; returns the new draft and a JSON-safe change log for the audit."""
+    lines = lines_of(draft)
+    d = copy.deepcopy(draft) if draft else empty_draft()
+    log: list[dict[str, Any]] = []
+    removed: set[int] = set()
+    for e in edits:
+        if e.op in ("set_quantity", "replace_item") and e.index is not None and e.line is not None:
+            if 0 <= e.index < len(lines):
+                log.append({"op": e.op, "before": lines[e.index].to_dict(), "after": e.line.to_dict()})
+                lines[e.index] = e.line
+        elif e.op == "remove" and e.index is not None and 0 <= e.index < len(lines):
+            log.append({"op": "remove", "before": lines[e.index].to_dict()})
+            removed.add(e.index)
+        elif e.op == "add" and e.line is not None:
+            log.append({"op": "add", "after": e.line.to_dict()})
+            lines.append(e.line)
+        elif e.op == "set_site" and e.site:
+            log.append({"op": "set_site", "before": d.get("site"), "after": e.site})
+            d["site"] = e.site
+        elif e.op == "set_needed_by" and e.needed_by:
+            log.append({"op": "set_needed_by", "before": d.get("needed_by"), "after": e.needed_by.isoformat()})
+            d["needed_by"] = e.needed_by.isoformat()
+    kept = [ln for i, ln in enumerate(lines) if i not in removed]
+    d["lines"] = [ln.to_dict() for ln in kept]
+    return d, log

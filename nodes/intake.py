@@ -1,0 +1,183 @@
+"""Intake nodes: free text into the draft (rules first), confirmations, media, submission."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from core.domain import Line
+from core.policy import NoApproverError, missing_fields
+from graphs.context import Context
+from nodes import draft as D
+from nodes.common import add_note, current, message_time, record, user_of
+from nodes.compose import t
+from tools import requests as R
+from tools.extractor import extract, parse_edits
+
+_MEDIA_NAMES = {
+    "image": "photos",
+    "audio": "audio messages",
+    "voice": "voice notes",
+    "video": "videos",
+    "document": "documents",
+    "sticker": "stickers",
+    "location": "locations",
+    "contacts": "contact cards",
+    "order": "catalogue orders",
+}
+
+
+def _today(msg: dict[str, Any], ctx: Context) -> date:
+    return message_time(msg, ctx).date()
+
+
+async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """Read one free-text message with the rule extractor: corrections to the draft, or new lines/site/date.
+
+    A message the rules cannot read at all goes to ``unresolved`` (for the LLM, or a "please rephrase").
+    Corrections to an already submitted request re-open its approval (a new revision).
+    """
+    ctx = runtime.context
+    msg, pending = current(state)
+    text = msg.get("text") or ""
+    now = message_time(msg, ctx)
+    draft = state.get("draft")
+    lines = D.lines_of(draft)
+    update: dict[str, Any] = {"pending": pending}
+    sites = list(ctx.sites)
+
+    if lines:
+        edits = parse_edits(text, lines, ctx.catalog, now=now, sites=sites)
+        if edits:
+            new_draft, log = D.apply_edits(draft, edits)
+            await record(runtime, "draft.edited", msg=msg, details={"changes": log})
+            update.update(draft=new_draft, show_summary=True)
+            return update
+    elif state.get("active_request_id") and ctx.engine is not None:
+        req = await R.get_request(ctx.engine, state["active_request_id"])
+        user = user_of(runtime)
+        if req is not None and req.status in R.OPEN_STATUSES and req.requester.id == user.id:
+            edits = parse_edits(text, req.lines, ctx.catalog, now=now, sites=sites)
+            if edits:
+                base = D.set_field(
+                    D.with_lines(None, req.lines), site=req.site, needed_by=req.needed_by, request_id=req.id
+                )
+                new_draft, log = D.apply_edits(base, edits)
+                await record(runtime, "request.amendment_drafted", request_id=req.id, msg=msg, details={"changes": log})
+                update.update(draft=new_draft, show_summary=True)
+                return update
+
+    result = extract(text, ctx.catalog, now=now, sites=sites)
+    if not result.lines and not result.site and not result.needed_by:
+        update["unresolved"] = [*(state.get("unresolved") or []), text]
+        return update
+    new_draft = D.add_lines(draft, result.lines) if result.lines else (draft or D.empty_draft())
+    if result.site:
+        new_draft = D.set_field(new_draft, site=result.site)
+    if result.needed_by:
+        new_draft = D.set_field(new_draft, needed_by=result.needed_by)
+    update.update(draft=new_draft, show_summary=True)
+    return update
+
+
+def _complete(draft: dict[str, Any] | None, today: date) -> bool:
+    lines = D.lines_of(draft)
+    return not missing_fields(lines, (draft or {}).get("site"), D.needed_by_of(draft), today=today)
+
+
+async def submit_draft(state: dict[str, Any], runtime: Runtime[Context], msg: dict[str, Any]) -> dict[str, Any]:
+    """Submit the complete draft as a purchase request (or as an amendment of the submitted one).
+
+    Returns the State update: the draft is cleared, the requester is told who approves it, and an effect asks
+    the worker to start the request's approval thread.
+    """
+    ctx = runtime.context
+    user = user_of(runtime)
+    draft = state.get("draft") or {}
+    lines: list[Line] = D.lines_of(draft)
+    needed_by = D.needed_by_of(draft)
+    assert needed_by is not None and draft.get("site")
+    effects = list(state.get("effects") or [])
+    try:
+        if draft.get("request_id"):
+            sub = await R.amend_request(
+                ctx.engine,
+                draft["request_id"],
+                actor=user,
+                lines=lines,
+                site=draft["site"],
+                needed_by=needed_by,
+                change={"lines": [ln.to_dict() for ln in lines]},
+                inbox_id=msg.get("inbox_id"),
+            )
+            note = t("resubmitted", number=sub.number, approver=sub.approver.name)
+        else:
+            sub = await R.submit_request(
+                ctx.engine,
+                requester=user,
+                lines=lines,
+                site=draft["site"],
+                needed_by=needed_by,
+                currency=ctx.currency,
+                chat_id=ctx.chat_id,
+                provider=ctx.provider,
+                notes="\n".join(draft.get("notes") or []) or None,
+                attachments=draft.get("attachments") or [],
+                inbox_id=msg.get("inbox_id"),
+            )
+            note = t("submitted", number=sub.number, approver=sub.approver.name)
+    except NoApproverError:
+        return {"notes": add_note(state, t("no_approver"))}
+    except (LookupError, PermissionError) as exc:
+        return {"notes": add_note(state, t("amend_locked", number=R.number_of(draft["request_id"]), status=str(exc)))}
+    effects.append({"type": "start_approval", "request_id": sub.request_id, "revision": sub.revision})
+    return {
+        "draft": None,
+        "active_request_id": sub.request_id,
+        "notes": add_note(state, note),
+        "effects": effects,
+        "show_summary": False,
+    }
+
+
+async def handle_confirmation(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """A typed yes/no: confirm a complete draft, accept free-text lines, or decline."""
+    from nodes.routing import DENY_WORDS
+
+    ctx = runtime.context
+    msg, pending = current(state)
+    draft = state.get("draft")
+    word = (msg.get("text") or "").strip().lower().rstrip("!.")
+    base: dict[str, Any] = {"pending": pending}
+    if not D.lines_of(draft):
+        if word in DENY_WORDS:
+            return base
+        return {**base, "notes": add_note(state, t("no_draft"))}
+    if word in DENY_WORDS:
+        return {**base, "notes": add_note(state, "OK, tell me what to change, or send *cancel* to discard it.")}
+    today = _today(msg, ctx)
+    missing = missing_fields(D.lines_of(draft), (draft or {}).get("site"), D.needed_by_of(draft), today=today)
+    if missing and missing[0] == "unknown_item":
+        lines = D.lines_of(draft)
+        for ln in lines:
+            if ln.sku is None and not ln.candidates:
+                ln.confidence = 1.0
+        return {**base, "draft": D.with_lines(draft, lines), "show_summary": True}
+    if missing:
+        return {**base, "show_summary": True}
+    return {**base, **(await submit_draft({**state, **base}, runtime, msg))}
+
+
+async def handle_media(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """A photo, voice note, document... without text: say what can't be read yet (the message is kept)."""
+    msg, pending = current(state)
+    what = _MEDIA_NAMES.get(msg.get("kind") or "", "that kind of message")
+    return {"pending": pending, "notes": add_note(state, t("unsupported_media", what=what))}
+
+
+async def skip_message(state: dict[str, Any]) -> dict[str, Any]:
+    """Reactions and empty messages: nothing to answer."""
+    _, pending = current(state)
+    return {"pending": pending}

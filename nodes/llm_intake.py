@@ -1,0 +1,231 @@
+"""LLM intake node: reads what the rules left unresolved by calling the role's intake tools.
+
+Called only when a model is configured and rules left text unresolved, with the last
+``CONTEXT_WINDOW_MESSAGES`` messages and the static prompt ``prompts/intake.md``. Every call's token usage
+(``usage_metadata``) is recorded with the prompt version. A reply that is not a valid tool call, names a tool
+the role does not have, or carries arguments that fail validation is refused and logged as a whole: nothing
+is written and the person is asked to rephrase.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.runtime import Runtime
+from pydantic import ValidationError
+from sqlalchemy import insert
+
+from core.db import llm_usage
+from core.domain import Line
+from graphs.context import Context
+from nodes import draft as D
+from nodes.common import add_note, message_time, record, user_of
+from nodes.compose import t
+from prompts import INTAKE_PROMPT_VERSION, load_prompt
+from tools.intake_tools import ROLE_TOOLS, SCHEMAS, tools_for
+from tools.units import convert
+
+log = logging.getLogger(__name__)
+MAX_CALLS_PER_TURN = 2
+#: Each window message is cut to this many characters for the model (keeps a full window within budget).
+WINDOW_CHARS = 160
+
+
+class RefusedToolCall(ValueError):
+    """The model's reply was not an acceptable set of tool calls."""
+
+
+def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[BaseMessage]:
+    """The model input: static system prompt, then the recent window and the draft as one human message."""
+    window = (state.get("window") or [])[-ctx.context_window :]
+    convo = "\n".join(f"{m['role']}: {m['text'][:WINDOW_CHARS]}" for m in window)
+    lines = D.lines_of(state.get("draft"))
+    draft_rows = [f"{i}. {ln.sku or '-'} | {ln.description[:60]} | {ln.quantity} {ln.unit}" for i, ln in enumerate(lines, 1)]
+    candidates: list[str] = []
+    for text in state.get("unresolved") or []:
+        for item, _score in (ctx.catalog.search(text, limit=5) if ctx.catalog else []):
+            row = f"{item.sku} | {item.name} | {item.unit} | {item.unit_price}"
+            if row not in candidates:
+                candidates.append(row)
+    draft = state.get("draft") or {}
+    body = (
+        f"TODAY: {today.isoformat()}\nSITES: {', '.join(ctx.sites)}\n"
+        f"DRAFT (site={draft.get('site') or '-'}, needed_by={draft.get('needed_by') or '-'}):\n"
+        + ("\n".join(draft_rows) or "(empty)")
+        + "\nCANDIDATES:\n"
+        + ("\n".join(candidates[:8]) or "(none)")
+        + f"\nCONVERSATION:\n{convo}\nUNRESOLVED:\n"
+        + "\n".join(state.get("unresolved") or [])
+    )
+    return [SystemMessage(load_prompt("intake.md")), HumanMessage(body)]
+
+
+async def _record_usage(ctx: Context, msg: AIMessage, outcome: str, state: dict[str, Any]) -> tuple[int, int]:
+    usage = getattr(msg, "usage_metadata", None) or {}
+    tin, tout = int(usage.get("input_tokens", 0) or 0), int(usage.get("output_tokens", 0) or 0)
+    if ctx.engine is not None:
+        async with ctx.engine.begin() as conn:
+            await conn.execute(
+                insert(llm_usage).values(
+                    thread_id=f"{ctx.provider}:{ctx.chat_id}",
+                    turn_id=ctx.turn_id,
+                    request_id=(state.get("draft") or {}).get("request_id") or state.get("active_request_id"),
+                    node="call_model",
+                    model=ctx.model_name,
+                    prompt_version=INTAKE_PROMPT_VERSION,
+                    input_tokens=tin,
+                    output_tokens=tout,
+                    outcome=outcome,
+                )
+            )
+    ctx.extras.setdefault("usage", []).append({"input_tokens": tin, "output_tokens": tout, "outcome": outcome})
+    return tin, tout
+
+
+def validate_calls(msg: AIMessage, allowed: tuple[str, ...]) -> list[tuple[str, Any, str]]:
+    """Check every tool call: known to the role, arguments valid. Returns ``(name, args model, call id)``.
+
+    Raises:
+        RefusedToolCall: no tool call, an unknown or forbidden tool, or invalid arguments.
+    """
+    calls = getattr(msg, "tool_calls", None) or []
+    if not calls or getattr(msg, "invalid_tool_calls", None):
+        raise RefusedToolCall("reply is not a valid tool call")
+    out = []
+    for c in calls:
+        name = c.get("name")
+        if name not in allowed or name not in SCHEMAS:
+            raise RefusedToolCall(f"tool {name!r} is not available to this role")
+        try:
+            args = SCHEMAS[name].model_validate(c.get("args") or {})
+        except ValidationError as exc:
+            raise RefusedToolCall(f"invalid arguments for {name}: {exc.errors()[0]['msg']}") from exc
+        out.append((name, args, c.get("id") or name))
+    return out
+
+
+def apply_calls(
+    draft: dict[str, Any] | None, calls: list[tuple[str, Any, str]], ctx: Context, today: date
+) -> tuple[dict[str, Any], list[str]]:
+    """Apply validated calls to a copy of the draft; returns the draft and question kinds asked.
+
+    Raises:
+        RefusedToolCall: a SKU not in the catalogue, a line number out of range, an unknown site, a past date.
+    """
+    d = D.with_lines(draft, D.lines_of(draft))
+    asked: list[str] = []
+    for name, a, _ in calls:
+        lines = D.lines_of(d)
+        if name == "search_catalog":
+            continue
+        if name == "add_line":
+            ln = _line(ctx, a.sku, a.description, Decimal(a.quantity), a.unit)
+            d = D.add_lines(d, [ln])
+        elif name in ("update_line", "remove_line"):
+            if not 1 <= a.line_number <= len(lines):
+                raise RefusedToolCall(f"line {a.line_number} does not exist")
+            i = a.line_number - 1
+            if name == "remove_line":
+                lines.pop(i)
+            else:
+                old = lines[i]
+                lines[i] = _line(
+                    ctx,
+                    a.sku or old.sku,
+                    old.description,
+                    Decimal(a.quantity) if a.quantity else old.quantity,
+                    a.unit or old.unit,
+                )
+            d = D.with_lines(d, lines)
+        elif name == "set_site":
+            site = next((s for s in ctx.sites if s.lower() == a.site.strip().lower()), None)
+            if site is None:
+                raise RefusedToolCall(f"unknown site {a.site!r}")
+            d = D.set_field(d, site=site)
+        elif name == "set_needed_by":
+            when = date.fromisoformat(a.date)
+            if when < today:
+                raise RefusedToolCall("date in the past")
+            d = D.set_field(d, needed_by=when)
+        elif name == "ask_clarification":
+            if a.kind == "clarify_item":
+                skus = [s for s in a.skus if ctx.catalog.get(s)]
+                if len(skus) < 2:
+                    raise RefusedToolCall("clarify_item needs at least two catalogue SKUs")
+                first = ctx.catalog.get(skus[0])
+                d = D.add_lines(d, [Line(first.name.split("(")[0].strip(), Decimal(1), first.unit, None, None, 0.4, skus)])
+            asked.append(a.kind)
+    return d, asked
+
+
+def _line(ctx: Context, sku: str | None, description: str, quantity: Decimal, unit: str) -> Line:
+    if sku is None:
+        return Line(description, quantity, unit.lower(), None, None, 0.3)
+    item = ctx.catalog.get(sku) if ctx.catalog else None
+    if item is None:
+        raise RefusedToolCall(f"SKU {sku!r} is not in the catalogue")
+    conv = convert(quantity, unit.lower(), item)
+    if conv.unit != item.unit:
+        return Line(item.name, conv.quantity, conv.unit, item.sku, None, 0.45)
+    return Line(item.name, conv.quantity, item.unit, item.sku, item.unit_price, 0.9)
+
+
+async def call_model(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """Ask the configured model to turn the unresolved text into tool calls, validate and apply them."""
+    ctx = runtime.context
+    user = user_of(runtime)
+    inbound = state.get("inbound") or [{}]
+    today = message_time(inbound[-1], ctx).date()
+    allowed = ROLE_TOOLS[user.role]
+    model = ctx.chat_model.bind_tools(tools_for(user.role))
+    messages = build_messages(state, ctx, today)
+    calls_made = 0
+    try:
+        while True:
+            calls_made += 1
+            reply = await model.ainvoke(messages)
+            if not isinstance(reply, AIMessage):
+                raise RefusedToolCall("model returned no message")
+            try:
+                calls = validate_calls(reply, allowed)
+            except RefusedToolCall:
+                await _record_usage(ctx, reply, "refused", state)
+                raise
+            await _record_usage(ctx, reply, "ok", state)
+            searches = [c for c in calls if c[0] == "search_catalog"]
+            if searches and len(searches) == len(calls) and calls_made < MAX_CALLS_PER_TURN:
+                messages.append(reply)
+                for _, a, cid in searches:
+                    found = ctx.catalog.search(a.query, limit=5) if ctx.catalog else []
+                    rows = "\n".join(f"{i.sku} | {i.name} | {i.unit} | {i.unit_price}" for i, _s in found)
+                    messages.append(ToolMessage(rows or "(no match)", tool_call_id=cid))
+                continue
+            new_draft, asked = apply_calls(state.get("draft"), calls, ctx, today)
+            break
+    except (RefusedToolCall, ValueError) as exc:
+        log.warning("LLM reply refused: %s", exc)
+        await record(runtime, "llm.refused", details={"reason": str(exc)[:300], "prompt_version": INTAKE_PROMPT_VERSION})
+        return {
+            "llm_calls": (state.get("llm_calls") or 0) + calls_made,
+            "notes": add_note(state, t("rephrase")),
+            "unresolved": [],
+        }
+    await record(
+        runtime,
+        "llm.applied",
+        details={"tools": [c[0] for c in calls], "prompt_version": INTAKE_PROMPT_VERSION, "model": ctx.model_name},
+    )
+    update: dict[str, Any] = {
+        "llm_calls": (state.get("llm_calls") or 0) + calls_made,
+        "unresolved": [],
+        "questions": [*(state.get("questions") or []), *[k for k in asked if k != "not_a_request"]],
+    }
+    if "not_a_request" in asked and len(calls) == 1:
+        update["notes"] = add_note(state, t("not_understood"))
+    else:
+        update.update(draft=new_draft, show_summary=True)
+    return update

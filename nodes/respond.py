@@ -1,0 +1,119 @@
+"""Turn start and end: ``ingest`` resets the turn, ``respond`` validates the draft and composes the reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from core.policy import missing_fields, total_of
+from graphs.context import Context
+from nodes import draft as D
+from nodes.common import message_time
+from nodes.compose import button_title, buttons_msg, fmt_qty, list_msg, render_summary, t, text_msg
+
+#: Interactive bodies are limited to 1,024 characters; longer summaries go out as text first.
+INTERACTIVE_BODY_MAX = 1024
+
+
+def ingest(state: dict[str, Any]) -> dict[str, Any]:
+    """Start a turn: queue the turn's messages, add them to the window, clear last turn's outputs."""
+    inbound = state.get("inbound") or []
+    window = [
+        {"role": "user", "text": m.get("text") or f"[{m.get('kind')}]"}
+        for m in inbound
+        if m.get("kind") != "reaction"
+    ]
+    return {
+        "pending": list(range(len(inbound))),
+        "window": window,
+        "outbound": [],
+        "effects": [],
+        "notes": [],
+        "questions": [],
+        "unresolved": [],
+        "show_summary": False,
+        "llm_calls": 0,
+    }
+
+
+def _questions(draft: dict[str, Any], missing: list[str], ctx: Context) -> tuple[list[str], dict[str, Any] | None]:
+    """Question texts for what is missing, and an optional list message for an ambiguous line."""
+    lines = D.lines_of(draft)
+    texts: list[str] = []
+    pick: dict[str, Any] | None = None
+    for kind in missing:
+        if kind == "clarify_item":
+            idx, ln = next((i, x) for i, x in enumerate(lines) if x.sku is None and x.candidates)
+            rows = []
+            for sku in ln.candidates[:10]:
+                item = ctx.catalog.get(sku) if ctx.catalog else None
+                desc = f"{item.name} — {item.unit_price}/{item.unit}" if item else sku
+                rows.append((f"pick:{idx}:{sku}", sku, desc))
+            names = " or ".join(f"{ctx.catalog.get(s).name}" for s in ln.candidates[:3] if ctx.catalog and ctx.catalog.get(s))
+            texts.append(t("ask_clarify", description=ln.description) + (f" ({names})" if names else ""))
+            pick = {"rows": rows}
+        elif kind == "quantity":
+            n, ln = next((i + 1, x) for i, x in enumerate(lines) if x.sku and x.unit_price is None and x.confidence < 0.6)
+            item = ctx.catalog.get(ln.sku) if ctx.catalog else None
+            unit = item.unit if item else ln.unit
+            texts.append(t("ask_quantity", n=n, note=f"{fmt_qty(ln.quantity)} {ln.unit} of {ln.description}.", unit=unit))
+        elif kind == "unknown_item":
+            ln = next(x for x in lines if x.sku is None and not x.candidates and x.confidence < 0.6)
+            texts.append(t("ask_unknown", description=ln.description, short=ln.description.split()[-1]))
+        elif kind == "site":
+            texts.append(t("ask_site", sites=", ".join(ctx.sites)))
+        elif kind == "needed_by":
+            nb = D.needed_by_of(draft)
+            texts.append(t("ask_needed_by_past", needed_by=nb.isoformat()) if nb else t("ask_needed_by"))
+        elif kind == "lines":
+            texts.append(t("ask_lines"))
+    return texts, pick
+
+
+async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """Compose the turn's reply: notes, then (if the draft changed) the summary with questions or Confirm."""
+    ctx = runtime.context
+    to = ctx.chat_id
+    inbound = state.get("inbound") or [{}]
+    today = message_time(inbound[-1], ctx).date()
+    notes = list(state.get("notes") or [])
+    outbound = list(state.get("outbound") or [])
+    questions: list[str] = list(state.get("questions") or [])
+    draft = state.get("draft")
+    missing: list[str] = []
+
+    if (state.get("unresolved") or []) and not state.get("show_summary") and state.get("llm_calls", 0) == 0:
+        notes.append(t("not_understood"))
+
+    if draft and state.get("show_summary"):
+        lines = D.lines_of(draft)
+        nb = D.needed_by_of(draft)
+        missing = missing_fields(lines, draft.get("site"), nb, today=today)
+        header = t("draft_header") if not draft.get("request_id") else f"*Change to PR-{draft['request_id']}*"
+        summary = render_summary(header, lines, draft.get("site"), nb, total_of(lines, ctx.currency))
+        q_texts, pick = _questions(draft, missing, ctx)
+        questions += [m for m in missing if m != "lines"] + (["lines"] if "lines" in missing else [])
+        if notes:
+            outbound.append(text_msg(to, "\n\n".join(notes)))
+            notes = []
+        if missing:
+            body = summary + "\n\n" + "\n".join(q_texts)
+            if pick:
+                if len(body) > INTERACTIVE_BODY_MAX:
+                    outbound.append(text_msg(to, summary))
+                    body = "\n".join(q_texts)[:INTERACTIVE_BODY_MAX]
+                outbound.append(list_msg(to, body, button_title("pick_list"), pick["rows"]))
+            else:
+                outbound.append(text_msg(to, body))
+        else:
+            body = summary + "\n\n" + t("ask_confirm")
+            if len(body) > INTERACTIVE_BODY_MAX:
+                outbound.append(text_msg(to, summary))
+                body = t("ask_confirm")
+            buttons = [("confirm", button_title("confirm")), ("cancel_draft", button_title("cancel_draft"))]
+            outbound.append(buttons_msg(to, body, buttons))
+    if notes:
+        outbound.append(text_msg(to, "\n\n".join(notes)))
+    window = [{"role": "assistant", "text": m["text"][:500]} for m in outbound if m.get("to") == to]
+    return {"outbound": outbound, "missing": missing, "questions": questions, "notes": [], "window": window}

