@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     WORKER_MAX_JOBS: int = 20
     #: Seconds a turn job may run before arq gives up on it.
     TURN_TIMEOUT_SECONDS: int = 120
+    #: How often, in seconds, each worker looks for turns or messages left behind by a crash or a Redis outage.
+    SWEEP_INTERVAL_SECONDS: float = 15.0
+    #: Fault injection for crash tests only: pause this many seconds between graph steps (0 in production).
+    TEST_STEP_DELAY_SECONDS: float = 0.0
 
     @field_validator("DEFAULT_CURRENCY")
     @classmethod

@@ -1,0 +1,118 @@
+"""Process-wide services built once at start-up from Settings: database, Redis/arq, channels, graphs, model.
+
+Both the web app and the arq worker build one :class:`Services`; graph code receives what it needs through the
+per-turn ``Context`` instead of reading globals or the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.config import Settings
+from core.db import catalog_items, make_engine
+from core.repo import load_catalog
+from server.channels.base import Channel
+from tools.catalog_match import CatalogIndex
+
+log = logging.getLogger(__name__)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq's RedisSettings from a ``redis://`` or ``unix://`` URL."""
+    rs = RedisSettings.from_dsn(url)
+    rs.conn_timeout = 2
+    rs.conn_retries = 2
+    return rs
+
+
+def make_chat_model(settings: Settings) -> Any:
+    """The configured chat model (``init_chat_model``), or ``None`` when ``LLM_MODEL`` is unset."""
+    if not settings.LLM_MODEL:
+        return None
+    from langchain.chat_models import init_chat_model
+
+    kwargs: dict[str, Any] = {"temperature": 0}
+    if settings.LLM_BASE_URL:
+        kwargs["base_url"] = settings.LLM_BASE_URL
+    if settings.LLM_API_KEY:
+        kwargs["api_key"] = settings.LLM_API_KEY.get_secret_value()
+    model = settings.LLM_MODEL
+    if ":" not in model and "/" not in model:
+        kwargs.setdefault("model_provider", "openai")
+    return init_chat_model(model, **kwargs)
+
+
+@dataclass
+class Services:
+    """Clients shared by every request or job of this process.
+
+    Attributes:
+        settings: the process settings.
+        database_url: resolved PostgreSQL URI (embedded or external).
+        redis_url: resolved Redis URL.
+        engine: SQLAlchemy async engine.
+        redis: arq's Redis pool (enqueue jobs, debounce state, locks).
+        channels: channel adapters by provider name.
+        chat_model: the intake LLM or ``None``.
+    """
+
+    settings: Settings
+    database_url: str
+    redis_url: str
+    engine: AsyncEngine
+    redis: ArqRedis
+    channels: dict[str, Channel]
+    chat_model: Any = None
+    _catalog: CatalogIndex | None = None
+    _catalog_version: tuple[Any, ...] | None = None
+    _catalog_checked: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def create(
+        cls, settings: Settings, database_url: str, redis_url: str, *, pool_size: int = 10, chat_model: Any = None
+    ) -> Services:
+        """Connect to PostgreSQL and Redis and build the channels."""
+        from server.channels.meta import MetaCloudChannel
+
+        engine = make_engine(database_url, pool_size=pool_size)
+        redis = await create_pool(redis_settings(redis_url))
+        channels: dict[str, Channel] = {"meta": MetaCloudChannel.from_settings(settings)}
+        return cls(
+            settings=settings,
+            database_url=database_url,
+            redis_url=redis_url,
+            engine=engine,
+            redis=redis,
+            channels=channels,
+            chat_model=chat_model if chat_model is not None else make_chat_model(settings),
+        )
+
+    async def catalog(self) -> CatalogIndex:
+        """The catalogue index, rebuilt when another process imported a new catalogue (checked every 5 s)."""
+        now = time.monotonic()
+        if self._catalog is not None and now - self._catalog_checked < 5:
+            return self._catalog
+        async with self.engine.connect() as conn:
+            version = tuple(
+                (await conn.execute(select(func.count(), func.max(catalog_items.c.updated_at)).select_from(catalog_items))).one()
+            )
+            if self._catalog is None or version != self._catalog_version:
+                self._catalog = CatalogIndex(await load_catalog(conn))
+                self._catalog_version = version
+        self._catalog_checked = now
+        return self._catalog
+
+    async def aclose(self) -> None:
+        """Close every client."""
+        for ch in self.channels.values():
+            await ch.aclose()
+        await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,313 @@
+"""Turns: bursts of messages of one chat merged into one graph run, on Redis and arq (no in-process timers).
+
+Scheduling (web process, after the inbox insert committed): a Redis hash per chat keeps the time of the
+burst's first and last message; every message enqueues a deferred ``run_turn`` job at
+``min(last + DEBOUNCE_SECONDS, first + DEBOUNCE_MAX_SECONDS)`` with a unique job id. A job that fires early
+(a later message moved the deadline) does nothing: the later message's job covers it.
+
+Running (worker): a Redis lock per chat gives one turn per chat at a time across workers; the turn claims
+every unclaimed inbox row of the chat in PostgreSQL (``turn_id``), runs the procurement graph with the
+Postgres checkpointer (``thread_id`` = ``<provider>:<chat id>``), sends the replies through the idempotent
+outbox and applies the effects (approval threads). Messages that arrive during a turn form the next turn.
+A turn left ``running`` by a killed worker is resumed from its checkpoint by the next job or the sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from arq import Retry
+from arq.connections import ArqRedis
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.config import Settings
+from core.db import inbox, turns
+from core.repo import get_user
+from graphs.context import Context
+from nodes.compose import t, text_msg
+from server import outbox
+
+log = logging.getLogger(__name__)
+
+# Record the first message time once (HSETNX) and the last always; returns the burst's first time.
+_TOUCH = """
+redis.call('HSETNX', KEYS[1], 'first', ARGV[1])
+redis.call('HSET', KEYS[1], 'last', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('HGET', KEYS[1], 'first')
+"""
+# Release the chat lock only if we still own it.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end
+"""
+
+
+def debounce_key(provider: str, chat_id: str) -> str:
+    """Redis hash of a chat's open burst (``first``, ``last``: unix seconds)."""
+    return f"procure:burst:{provider}:{chat_id}"
+
+
+def lock_key(provider: str, chat_id: str) -> str:
+    """Redis key of a chat's turn lock."""
+    return f"procure:turnlock:{provider}:{chat_id}"
+
+
+async def schedule_turn(
+    redis: ArqRedis, settings: Settings, provider: str, chat_id: str, inbox_id: int, *, now: float | None = None
+) -> float:
+    """Extend the chat's burst and enqueue its turn job; returns the unix time the job is due.
+
+    Raises:
+        redis.exceptions.RedisError: Redis unreachable (the message is durable; the sweeper schedules it later).
+    """
+    now = time.time() if now is None else now
+    ttl = int(settings.DEBOUNCE_MAX_SECONDS + settings.TURN_TIMEOUT_SECONDS + 60)
+    first = float(await redis.eval(_TOUCH, 1, debounce_key(provider, chat_id), repr(now), ttl))  # type: ignore[misc]
+    due = min(now + settings.DEBOUNCE_SECONDS, first + settings.DEBOUNCE_MAX_SECONDS)
+    await redis.enqueue_job(
+        "run_turn",
+        provider,
+        chat_id,
+        _job_id=f"turn:{provider}:{chat_id}:{inbox_id}",
+        _defer_until=datetime.fromtimestamp(due, UTC),
+    )
+    return due
+
+
+async def _not_due(redis: ArqRedis, settings: Settings, provider: str, chat_id: str) -> float:
+    """Seconds until the chat's burst is due (0 when due or when there is no open burst)."""
+    h = await redis.hgetall(debounce_key(provider, chat_id))
+    if not h:
+        return 0.0
+    first, last = float(h[b"first"]), float(h[b"last"])
+    due = min(last + settings.DEBOUNCE_SECONDS, first + settings.DEBOUNCE_MAX_SECONDS)
+    return max(0.0, due - time.time())
+
+
+async def claim_turn(engine: AsyncEngine, provider: str, chat_id: str) -> tuple[int, list[dict[str, Any]]] | None:
+    """Resume the chat's unfinished turn, or claim all its unclaimed messages as a new turn.
+
+    Returns:
+        ``(turn id, messages in arrival order with inbox_id)`` or ``None`` when there is nothing to do.
+    """
+    async with engine.begin() as conn:
+        running = (
+            await conn.execute(
+                select(turns.c.id)
+                .where(turns.c.provider == provider, turns.c.chat_id == chat_id, turns.c.status == "running")
+                .order_by(turns.c.id)
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+        if running is not None:
+            turn_id = running.id
+            await conn.execute(update(turns).where(turns.c.id == turn_id).values(attempts=turns.c.attempts + 1))
+        else:
+            # The chat lock makes us the only claimer of this chat; check first so no empty turn is written.
+            waiting = (
+                await conn.execute(
+                    select(inbox.c.id)
+                    .where(and_(inbox.c.provider == provider, inbox.c.chat_id == chat_id, inbox.c.turn_id.is_(None)))
+                    .limit(1)
+                )
+            ).first()
+            if waiting is None:
+                return None
+            turn_id = (
+                await conn.execute(
+                    insert(turns)
+                    .values(provider=provider, chat_id=chat_id, thread_id=f"{provider}:{chat_id}")
+                    .returning(turns.c.id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                update(inbox)
+                .where(and_(inbox.c.provider == provider, inbox.c.chat_id == chat_id, inbox.c.turn_id.is_(None)))
+                .values(turn_id=turn_id)
+            )
+        rows = (
+            await conn.execute(select(inbox.c.id, inbox.c.message).where(inbox.c.turn_id == turn_id).order_by(inbox.c.sent_at, inbox.c.id))
+        ).all()
+    return turn_id, [dict(r.message, inbox_id=r.id) for r in rows]
+
+
+async def finish_turn(engine: AsyncEngine, turn_id: int, *, status: str = "done", error: str | None = None, graph_ms: int | None = None) -> None:
+    """Mark a turn finished and its messages processed."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(turns).where(turns.c.id == turn_id).values(status=status, finished_at=func.now(), error=error, graph_ms=graph_ms)
+        )
+        await conn.execute(update(inbox).where(inbox.c.turn_id == turn_id).values(processed_at=func.now()))
+
+
+class TurnRunner:
+    """Runs turns and applies their effects; one per worker process.
+
+    Args:
+        services: the process services (engine, redis, channels, settings, model).
+        procurement: the procurement graph compiled with the Postgres checkpointer.
+        approval: the approval graph compiled with the same checkpointer.
+    """
+
+    def __init__(self, services: Any, procurement: Any, approval: Any) -> None:
+        self.s = services
+        self.procurement = procurement
+        self.approval = approval
+
+    async def context_for(self, provider: str, chat_id: str, user: Any, turn_id: int | None) -> Context:
+        """The per-turn Context: identity from the database, clients from the process."""
+        st = self.s.settings
+        return Context(
+            user=user,
+            chat_id=chat_id,
+            provider=provider,
+            engine=self.s.engine,
+            catalog=await self.s.catalog(),
+            sites=tuple(st.site_list),
+            currency=st.DEFAULT_CURRENCY,
+            timezone=st.TIMEZONE,
+            chat_model=self.s.chat_model,
+            model_name=st.LLM_MODEL or "none",
+            context_window=st.CONTEXT_WINDOW_MESSAGES,
+            turn_id=turn_id,
+        )
+
+    async def run(self, provider: str, chat_id: str) -> str:
+        """The ``run_turn`` job body: lock the chat, claim, run the graph, send, apply effects.
+
+        Raises:
+            arq.Retry: the chat is busy with another turn, or a retryable send failure (sent parts are kept).
+        """
+        s = self.s
+        wait = await _not_due(s.redis, s.settings, provider, chat_id)
+        if wait > 0.05:
+            return "not due"
+        token = uuid.uuid4().hex
+        lock_ttl_ms = int((s.settings.TURN_TIMEOUT_SECONDS + 5) * 1000)
+        if not await s.redis.set(lock_key(provider, chat_id), token, nx=True, px=lock_ttl_ms):
+            raise Retry(defer=1)
+        try:
+            # The burst is closed from here: later messages open the next one.
+            await s.redis.delete(debounce_key(provider, chat_id))
+            claimed = await claim_turn(s.engine, provider, chat_id)
+            if claimed is None:
+                return "nothing"
+            turn_id, messages = claimed
+            await self._run_claimed(provider, chat_id, turn_id, messages)
+            return f"turn {turn_id}"
+        finally:
+            await s.redis.eval(_UNLOCK, 1, lock_key(provider, chat_id), token)  # type: ignore[misc]
+
+    async def _run_claimed(self, provider: str, chat_id: str, turn_id: int, messages: list[dict[str, Any]]) -> None:
+        s = self.s
+        channel = s.channels[provider]
+        user = await get_user(s.engine, wa_id=messages[0].get("sender") or chat_id)
+        if messages:
+            try:
+                await channel.mark_read(messages[-1]["provider_message_id"], typing=True)
+            except Exception as exc:  # best effort: a missing read receipt must not stop the reply
+                log.info("mark_read failed: %s", exc)
+        if user is None:
+            await outbox.send_all(s.engine, s.channels, provider, f"turn:{turn_id}", [text_msg(chat_id, t("unknown_user"))], turn_id=turn_id)
+            await finish_turn(s.engine, turn_id, status="done", error="unknown sender")
+            return
+        ctx = await self.context_for(provider, chat_id, user, turn_id)
+        config = {"configurable": {"thread_id": f"{provider}:{chat_id}"}, "recursion_limit": 200}
+        started = time.perf_counter()
+        snapshot = await self.procurement.aget_state(config)
+        values = snapshot.values or {}
+        if values.get("turn_id") == turn_id and not snapshot.next:
+            result = values  # the graph finished before a crash; only sending was left
+        elif values.get("turn_id") == turn_id and snapshot.next:
+            result = await self._invoke(None, config, ctx)  # resume from the last checkpoint
+        else:
+            result = await self._invoke({"inbound": messages, "turn_id": turn_id}, config, ctx)
+        graph_ms = int((time.perf_counter() - started) * 1000)
+        await outbox.send_all(s.engine, s.channels, provider, f"turn:{turn_id}", list(result.get("outbound") or []), turn_id=turn_id)
+        for i, effect in enumerate(result.get("effects") or []):
+            await self.apply_effect(effect, ctx, key=f"turn:{turn_id}:effect:{i}")
+        await finish_turn(s.engine, turn_id, graph_ms=graph_ms)
+
+    async def _invoke(self, payload: Any, config: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        delay = self.s.settings.TEST_STEP_DELAY_SECONDS
+        if delay <= 0:
+            return dict(await self.procurement.ainvoke(payload, config, context=ctx))
+        # Fault-injection mode for crash tests: pause between graph steps so a kill lands mid-turn.
+        async for _ in self.procurement.astream(payload, config, context=ctx, stream_mode="updates"):
+            await asyncio.sleep(delay)
+        return dict((await self.procurement.aget_state(config)).values)
+
+    async def apply_effect(self, effect: dict[str, Any], ctx: Context, *, key: str) -> None:
+        """Carry out one effect of a turn (idempotent: safe when a re-run applies it again)."""
+        from graphs.approval import approval_thread_id
+        from langgraph.types import Command
+
+        kind = effect["type"]
+        if kind in ("start_approval", "resume_approval"):
+            thread = approval_thread_id(effect["request_id"], effect["revision"])
+            cfg = {"configurable": {"thread_id": thread}}
+            snap = await self.approval.aget_state(cfg)
+            if kind == "start_approval":
+                if not snap.values:
+                    st = await self.approval.ainvoke({"request_id": effect["request_id"], "revision": effect["revision"]}, cfg, context=ctx)
+                else:
+                    st = snap.values
+                await outbox.send_all(self.s.engine, self.s.channels, ctx.provider, f"{thread}:ask", list(st.get("outbound") or []))
+                if effect["revision"] > 1:
+                    await self.apply_effect(
+                        {"type": "resume_approval", "request_id": effect["request_id"], "revision": effect["revision"] - 1,
+                         "decision": "superseded", "by": None},
+                        ctx, key=key + ":superseded",
+                    )
+                return
+            if snap.next:
+                st = await self.approval.ainvoke(Command(resume={k: effect.get(k) for k in ("decision", "by", "reason")}), cfg, context=ctx)
+            elif snap.values and snap.values.get("decision"):
+                st = snap.values
+            else:
+                return  # the thread never started, or is not waiting: nothing to resume
+            await outbox.send_all(self.s.engine, self.s.channels, ctx.provider, f"{thread}:decided", list(st.get("outbound") or []))
+            for j, eff in enumerate(st.get("effects") or []):
+                await self.apply_effect(eff, ctx, key=f"{thread}:effect:{j}")
+            return
+        if kind == "cancelled":
+            from tools import requests as R
+
+            req = await R.get_request(self.s.engine, effect["request_id"])
+            if req is None:
+                return
+            await self.apply_effect(
+                {"type": "resume_approval", "request_id": req.id, "revision": req.revision, "decision": "superseded", "by": None},
+                ctx, key=key + ":close",
+            )
+            if req.approver is not None:
+                msg = text_msg(req.approver.wa_id, t("cancelled_approver", number=req.number, requester=req.requester.display_name))
+                await outbox.send_all(self.s.engine, self.s.channels, ctx.provider, f"{key}:notify", [msg])
+            return
+        if kind in ("fulfil", "retry_fulfilment"):
+            hook = self.s.extras.get("fulfilment")
+            if hook is not None:
+                await hook(effect, ctx)
+            else:
+                log.info("no fulfilment configured; effect %s left for the fulfilment worker", effect)
+            return
+        log.warning("unknown effect %r", effect)
+
+
+async def run_turn_with_retry_mapping(runner: TurnRunner, provider: str, chat_id: str) -> str:
+    """Run a turn; a retryable channel failure becomes ``arq.Retry`` (parts already sent are not repeated)."""
+    from server.channels.base import ChannelSendError
+
+    try:
+        return await runner.run(provider, chat_id)
+    except ChannelSendError as exc:
+        if exc.retryable:
+            raise Retry(defer=2) from exc
+        raise
