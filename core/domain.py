@@ -32,6 +32,11 @@ class RequestStatus(enum.StrEnum):
     ORDERED = "ordered"
 
 
+def plain(d: Decimal) -> str:
+    """A Decimal as plain digits without exponent or trailing zeros (``Decimal("3E+1")`` -> ``"30"``)."""
+    return format(d.normalize(), "f")
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in one currency.
@@ -119,7 +124,7 @@ class Line:
         """JSON-safe form (amounts as strings) for state, API and audit."""
         return {
             "description": self.description,
-            "quantity": str(self.quantity),
+            "quantity": plain(self.quantity),
             "unit": self.unit,
             "sku": self.sku,
             "unit_price": str(self.unit_price.amount) if self.unit_price else None,

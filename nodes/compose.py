@@ -22,13 +22,13 @@ def _templates() -> dict[str, Any]:
         return tomllib.load(fh)
 
 
-def t(name: str, **kwargs: Any) -> str:
-    """Render text template ``name`` with ``kwargs``.
+def t(template: str, /, **kwargs: Any) -> str:
+    """Render text template ``template`` with ``kwargs``.
 
     Raises:
         KeyError: unknown template or missing placeholder.
     """
-    return str(_templates()["text"][name]).format(**kwargs)
+    return str(_templates()["text"][template]).format(**kwargs)
 
 
 def button_title(name: str) -> str:

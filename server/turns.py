@@ -205,6 +205,23 @@ class TurnRunner:
         finally:
             await s.redis.eval(_UNLOCK, 1, lock_key(provider, chat_id), token)  # type: ignore[misc]
 
+    async def fail_running(self, provider: str, chat_id: str, error: str) -> None:
+        """Mark the chat's running turn failed and apologise once (idempotent key per turn)."""
+        async with self.s.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(turns.c.id).where(turns.c.provider == provider, turns.c.chat_id == chat_id, turns.c.status == "running")
+                )
+            ).first()
+        if row is None:
+            return
+        await finish_turn(self.s.engine, row.id, status="failed", error=error)
+        msg = text_msg(chat_id, "Sorry, something went wrong on our side. Your message is saved; please try again shortly.")
+        try:
+            await outbox.send_all(self.s.engine, self.s.channels, provider, f"turn:{row.id}:failed", [msg], turn_id=row.id)
+        except Exception as exc:  # the failure is recorded; the apology is best effort
+            log.warning("could not send failure notice: %s", exc)
+
     async def _run_claimed(self, provider: str, chat_id: str, turn_id: int, messages: list[dict[str, Any]]) -> None:
         s = self.s
         channel = s.channels[provider]
@@ -301,13 +318,45 @@ class TurnRunner:
         log.warning("unknown effect %r", effect)
 
 
-async def run_turn_with_retry_mapping(runner: TurnRunner, provider: str, chat_id: str) -> str:
-    """Run a turn; a retryable channel failure becomes ``arq.Retry`` (parts already sent are not repeated)."""
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure is worth retrying: lost database or Redis connections, timeouts, retryable sends."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
     from server.channels.base import ChannelSendError
 
+    if isinstance(exc, ChannelSendError):
+        return exc.retryable
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+    try:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, (PoolTimeout, RedisConnectionError, RedisTimeout, ConnectionError, TimeoutError, OSError))
+
+
+async def run_turn_with_retry_mapping(runner: TurnRunner, provider: str, chat_id: str, job_try: int = 1) -> str:
+    """Run a turn, mapping failures to arq's semantics.
+
+    Transient failures (database or Redis gone, rate limits) raise ``arq.Retry`` with exponential backoff: the
+    turn stays ``running`` and is resumed from its checkpoint; parts already sent are not repeated. Any other
+    failure is a bug or bad data: the turn is marked ``failed`` with the error, the person is told, and the
+    job ends (its messages stay in the inbox for inspection).
+    """
     try:
         return await runner.run(provider, chat_id)
-    except ChannelSendError as exc:
-        if exc.retryable:
-            raise Retry(defer=2) from exc
+    except Retry:
         raise
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("turn for %s:%s hit a transient failure (%s); retrying", provider, chat_id, type(exc).__name__)
+            raise Retry(defer=min(2 ** min(job_try, 5), 30)) from exc
+        log.exception("turn for %s:%s failed", provider, chat_id)
+        await runner.fail_running(provider, chat_id, f"{type(exc).__name__}: {exc}"[:1000])
+        return "failed"

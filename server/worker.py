@@ -40,6 +40,7 @@ async def build_runner(services: Services) -> tuple[TurnRunner, AsyncConnectionP
         min_size=1,
         max_size=10,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,  # drop connections a database restart broke
         open=False,
     )
     await pool.open()
@@ -83,7 +84,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def run_turn(ctx: dict[str, Any], provider: str, chat_id: str) -> str:
     """Job: run the chat's due turn (see :mod:`server.turns`)."""
-    return await run_turn_with_retry_mapping(ctx["runner"], provider, chat_id)
+    return await run_turn_with_retry_mapping(ctx["runner"], provider, chat_id, ctx.get("job_try", 1))
 
 
 async def sweep_once(services: Services) -> int:

@@ -115,5 +115,46 @@ async def seeded(engine: object, clean: None) -> dict[str, object]:
     return people  # type: ignore[return-value]
 
 
+# -- end-to-end stack: Graph API stand-in, web server (thread), worker process --------------------------------
+@pytest.fixture(scope="session")
+def graph_api():
+    from tests.standins.graph_api import GraphAPIStandIn  # noqa: PLC0415
+
+    with GraphAPIStandIn(access_token="test-access-token") as g:
+        yield g
+
+
+@pytest.fixture(scope="session")
+def env(database_url, redis_url, graph_api, data_dir):
+    from tests.stack import stack_env
+
+    return stack_env(database_url, redis_url, graph_api.url, data_dir)
+
+
+@pytest.fixture(scope="session")
+def web(env):
+    from tests.stack import WebServer
+
+    w = WebServer(env).start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(env, web):
+    from tests.stack import WorkerProcess
+
+    p = WorkerProcess(env).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def fresh(graph_api: object, seeded: dict[str, object]) -> dict[str, object]:
+    graph_api.reset()
+    return seeded
+
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Nothing yet: hook kept for markers added by later test modules."""

@@ -143,3 +143,58 @@ async def await_for(cond: Callable[[], Any], timeout: float = 20.0, interval: fl
 
 
 __all__ = ["envelope", "post", "wait_for", "WebServer", "WorkerProcess", "stack_env"]
+
+
+class Chat:
+    """One person's WhatsApp chat with the agent, through the real webhook and the Graph API stand-in."""
+
+    def __init__(self, web: WebServer, graph_api: Any, wa_id: str) -> None:
+        self.web, self.graph_api, self.wa_id = web, graph_api, wa_id
+
+    def _settle(self, before: int, timeout: float = 25.0, quiet: float = 0.8) -> list[dict[str, Any]]:
+        wait_for(lambda: len(self.graph_api.sent_messages()) > before, timeout=timeout)
+        last, since = len(self.graph_api.sent_messages()), time.time()
+        while time.time() - since < quiet:
+            time.sleep(0.1)
+            n = len(self.graph_api.sent_messages())
+            if n != last:
+                last, since = n, time.time()
+        return self.graph_api.sent_messages()[before:]
+
+    def say(self, *texts: str, gap: float = 0.05) -> list[dict[str, Any]]:
+        """Send a burst of text messages; returns every message the agent sent (to anyone) in reply."""
+        from tests.payloads import text_message
+
+        before = len(self.graph_api.sent_messages())
+        for t in texts:
+            assert post(self.web.url, envelope([text_message(self.wa_id, t)])).status_code == 200
+            time.sleep(gap)
+        return self._settle(before)
+
+    def press(self, reply_id: str, *, list_row: bool = False) -> list[dict[str, Any]]:
+        """Press a reply button (or pick a list row) with this id."""
+        from tests.payloads import button_reply, list_reply
+
+        before = len(self.graph_api.sent_messages())
+        msg = list_reply(self.wa_id, reply_id) if list_row else button_reply(self.wa_id, reply_id)
+        assert post(self.web.url, envelope([msg])).status_code == 200
+        return self._settle(before)
+
+
+def body_of(msg: dict[str, Any]) -> str:
+    """The visible text of a Graph API send payload."""
+    if msg.get("type") == "text":
+        return str(msg["text"]["body"])
+    if msg.get("type") == "interactive":
+        return str(msg["interactive"]["body"]["text"])
+    return ""
+
+
+def button_ids(msg: dict[str, Any]) -> list[str]:
+    """Reply-button or list-row ids in a Graph API send payload."""
+    inter = msg.get("interactive") or {}
+    if inter.get("type") == "button":
+        return [b["reply"]["id"] for b in inter["action"]["buttons"]]
+    if inter.get("type") == "list":
+        return [r["id"] for sec in inter["action"]["sections"] for r in sec["rows"]]
+    return []

@@ -12,40 +12,7 @@ from sqlalchemy import func, select, text
 
 from core.db import inbox, outbound_messages, turns
 from tests.payloads import button_reply, envelope, sign, signed, status, text_message
-from tests.stack import ADMIN, SECRET, VERIFY, WebServer, WorkerProcess, await_for, post, stack_env
-
-
-@pytest.fixture(scope="module")
-def graph_api():
-    from tests.standins.graph_api import GraphAPIStandIn
-
-    with GraphAPIStandIn(access_token="test-access-token") as g:
-        yield g
-
-
-@pytest.fixture(scope="module")
-def env(database_url, redis_url, graph_api, data_dir):
-    return stack_env(database_url, redis_url, graph_api.url, data_dir)
-
-
-@pytest.fixture(scope="module")
-def web(env):
-    w = WebServer(env).start()
-    yield w
-    w.stop()
-
-
-@pytest.fixture(scope="module")
-def worker(env, web):
-    p = WorkerProcess(env).start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def fresh(graph_api, seeded):
-    graph_api.reset()
-    return seeded
+from tests.stack import ADMIN, SECRET, VERIFY, WorkerProcess, await_for, post
 
 
 async def count(engine, table, *where):
