@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     LANGSMITH_ENDPOINT: str | None = None
     LANGSMITH_PROJECT: str = "procure-agent"
 
+    #: arq queue the web servers enqueue to and the workers read (separate deployments may share one Redis).
+    QUEUE_NAME: str = "procure:queue"
     #: Worker concurrency (arq ``max_jobs``).
     WORKER_MAX_JOBS: int = 20
     #: Seconds a turn job may run before arq gives up on it.

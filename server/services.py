@@ -83,7 +83,7 @@ class Services:
         from server.channels.meta import MetaCloudChannel
 
         engine = make_engine(database_url, pool_size=pool_size)
-        redis = await create_pool(redis_settings(redis_url))
+        redis = await create_pool(redis_settings(redis_url), default_queue_name=settings.QUEUE_NAME)
         channels: dict[str, Channel] = {"meta": MetaCloudChannel.from_settings(settings)}
         return cls(
             settings=settings,

@@ -145,6 +145,7 @@ def worker_settings(settings: Settings, database_url: str, redis_url: str) -> di
         "on_shutdown": shutdown,
         "redis_settings": base,
         "max_jobs": settings.WORKER_MAX_JOBS,
+        "queue_name": settings.QUEUE_NAME,
         "job_timeout": settings.TURN_TIMEOUT_SECONDS,
         "keep_result": 60,
         "poll_delay": 0.1,
