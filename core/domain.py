@@ -127,7 +127,7 @@ class Line:
             "quantity": plain(self.quantity),
             "unit": self.unit,
             "sku": self.sku,
-            "unit_price": str(self.unit_price.amount) if self.unit_price else None,
+            "unit_price": plain(self.unit_price.amount) if self.unit_price else None,
             "currency": self.unit_price.currency if self.unit_price else None,
             "confidence": round(self.confidence, 3),
             "candidates": list(self.candidates),
