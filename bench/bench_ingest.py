@@ -22,7 +22,11 @@ def payloads(n: int, secret: str) -> list[tuple[bytes, dict[str, str]]]:
     out = []
     for i in range(n):
         sender = f"2547{10000000 + i % 500:08d}"  # 500 different chats
-        out.append(signed(envelope([text_message(sender, f"need {i % 40 + 1} boxes a4 paper", mid=f"wamid.BENCH{i:08d}")]), secret))
+        out.append(
+            signed(
+                envelope([text_message(sender, f"need {i % 40 + 1} boxes a4 paper", mid=f"wamid.BENCH{i:08d}")]), secret
+            )
+        )
     return out
 
 
@@ -40,8 +44,14 @@ async def main() -> None:
     svc = ensure_services(None, None, d)
     upgrade(svc.database_url)
     secret = "bench-secret"
-    env = {"DATABASE_URL": svc.database_url, "REDIS_URL": svc.redis_url, "META_APP_SECRET": secret,
-           "QUEUE_NAME": "procure:bench", "LOG_LEVEL": "WARNING", "ENVIRONMENT": "test"}
+    env = {
+        "DATABASE_URL": svc.database_url,
+        "REDIS_URL": svc.redis_url,
+        "META_APP_SECRET": secret,
+        "QUEUE_NAME": "procure:bench",
+        "LOG_LEVEL": "WARNING",
+        "ENVIRONMENT": "test",
+    }
     n = int(max(args.seconds * 3000, args.rate * args.seconds) * 2)
     bodies = payloads(n, secret)
     results = {}
@@ -72,10 +82,14 @@ async def main() -> None:
         svc.stop()
     b, w = results["bare"], results["webhook"]
     print(json.dumps(results, indent=2, default=str))
-    print(f"\nthroughput: bare {b['throughput']['rps']:.0f} req/s, webhook {w['throughput']['rps']:.0f} req/s, "
-          f"ratio {w['throughput']['rps'] / b['throughput']['rps']:.2f}x (target >= 0.5x)")
-    print(f"at {args.rate:.0f} req/s: webhook p50 {w['at_rate']['p50_ms']:.1f} ms, p99 {w['at_rate']['p99_ms']:.1f} ms "
-          f"(target <= 50 ms); bare p99 {b['at_rate']['p99_ms']:.1f} ms; statuses {w['at_rate']['codes']}")
+    print(
+        f"\nthroughput: bare {b['throughput']['rps']:.0f} req/s, webhook {w['throughput']['rps']:.0f} req/s, "
+        f"ratio {w['throughput']['rps'] / b['throughput']['rps']:.2f}x (target >= 0.5x)"
+    )
+    print(
+        f"at {args.rate:.0f} req/s: webhook p50 {w['at_rate']['p50_ms']:.1f} ms, p99 {w['at_rate']['p99_ms']:.1f} ms "
+        f"(target <= 50 ms); bare p99 {b['at_rate']['p99_ms']:.1f} ms; statuses {w['at_rate']['codes']}"
+    )
 
 
 if __name__ == "__main__":

@@ -52,13 +52,28 @@ def wait_http(url: str, timeout: float = 30) -> None:
 def start_uvicorn(app_spec: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Serve ``module:factory`` with uvicorn (one process, no access log) on 127.0.0.1."""
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app_spec, "--factory", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        env=dict(os.environ, **env), cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app_spec,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=dict(os.environ, **env),
+        cwd=ROOT,
     )
 
 
-async def closed_loop(url: str, bodies: list[tuple[bytes, dict[str, str]]], seconds: float, concurrency: int) -> dict[str, Any]:
+async def closed_loop(
+    url: str, bodies: list[tuple[bytes, dict[str, str]]], seconds: float, concurrency: int
+) -> dict[str, Any]:
     """Requests as fast as ``concurrency`` clients can send them; returns rps, latencies and status counts."""
     import aiohttp
 
@@ -86,7 +101,9 @@ async def closed_loop(url: str, bodies: list[tuple[bytes, dict[str, str]]], seco
     return {"rps": len(lat) / elapsed, "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000, "codes": codes}
 
 
-async def open_loop(url: str, bodies: list[tuple[bytes, dict[str, str]]], rate: float, seconds: float) -> dict[str, Any]:
+async def open_loop(
+    url: str, bodies: list[tuple[bytes, dict[str, str]]], rate: float, seconds: float
+) -> dict[str, Any]:
     """Requests at a fixed arrival rate (req/s) regardless of answers; latency includes any queueing."""
     import aiohttp
 
@@ -111,5 +128,12 @@ async def open_loop(url: str, bodies: list[tuple[bytes, dict[str, str]]], rate: 
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(session, k)))
         await asyncio.gather(*tasks)
-    return {"sent": n, "p50_ms": pct(lat, 50) * 1000, "p95_ms": pct(lat, 95) * 1000, "p99_ms": pct(lat, 99) * 1000,
-            "max_ms": max(lat) * 1000, "mean_ms": statistics.mean(lat) * 1000, "codes": codes}
+    return {
+        "sent": n,
+        "p50_ms": pct(lat, 50) * 1000,
+        "p95_ms": pct(lat, 95) * 1000,
+        "p99_ms": pct(lat, 99) * 1000,
+        "max_ms": max(lat) * 1000,
+        "mean_ms": statistics.mean(lat) * 1000,
+        "codes": codes,
+    }

@@ -30,10 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.embedded import sqlalchemy_url
 
-try:  # pgvector's column type; optional at import so the schema module stays importable everywhere
-    from pgvector.sqlalchemy import Vector
-except ImportError:  # pragma: no cover
-    Vector = None
+from pgvector.sqlalchemy import Vector
 
 metadata = MetaData(
     naming_convention={
@@ -77,7 +74,7 @@ catalog_items = Table(
     Column("supplier", String(64), nullable=False),
     Column("category", String(100), nullable=False, server_default=""),
     Column("aliases", ARRAY(Text), nullable=False, server_default=text("'{}'")),
-    Column("embedding", Vector(EMBEDDING_DIM) if Vector else Text, nullable=True),
+    Column("embedding", Vector(EMBEDDING_DIM), nullable=True),
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
 )

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path, database: str = DB_NAME) -> None:
         self.pgdata = (data_dir / "pg").resolve()
         self.database = database
-        self._server = None
+        self._server: Any = None
 
     def start(self) -> str:
         """Start (or attach to) the server and create the database; returns a libpq URI."""
@@ -60,7 +61,7 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Stop the server (fast shutdown). Data stays on disk."""
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         if self._server is None:
             return

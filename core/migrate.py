@@ -31,7 +31,7 @@ async def setup_checkpointer(database_url: str) -> None:
     async with await AsyncConnection.connect(
         libpq_url(database_url), autocommit=True, prepare_threshold=0, row_factory=dict_row
     ) as conn:
-        await AsyncPostgresSaver(conn).setup()  # type: ignore[arg-type]
+        await AsyncPostgresSaver(conn).setup()
 
 
 def upgrade(database_url: str) -> None:

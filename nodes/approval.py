@@ -97,7 +97,10 @@ async def apply_decision(state: dict[str, Any], runtime: Runtime[Context]) -> di
     number = R.number_of(state["request_id"])
     if res.outcome != "ok" or res.request is None:
         status = res.request.status.replace("_", " ") if res.request else "unknown"
-        return {"outcome": res.outcome, "outbound": [text_msg(actor.wa_id, t("stale_decision", number=number, status=status))]}
+        return {
+            "outcome": res.outcome,
+            "outbound": [text_msg(actor.wa_id, t("stale_decision", number=number, status=status))],
+        }
     req = res.request
     effects: list[dict[str, Any]] = []
     if decision["decision"] == "approve":
@@ -110,7 +113,12 @@ async def apply_decision(state: dict[str, Any], runtime: Runtime[Context]) -> di
         outbound = [
             text_msg(
                 req.requester.wa_id,
-                t("rejected_requester", number=number, approver=actor.display_name, reason=decision.get("reason") or "—"),
+                t(
+                    "rejected_requester",
+                    number=number,
+                    approver=actor.display_name,
+                    reason=decision.get("reason") or "—",
+                ),
             ),
             text_msg(actor.wa_id, t("rejected_approver", number=number, requester=req.requester.display_name)),
         ]

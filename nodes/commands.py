@@ -31,8 +31,10 @@ def _status_text(req: R.RequestView) -> str:
 
 
 async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
-    """Run a command. Who may see what is checked here, server-side: requesters see their own requests,
-    approvers also those they approve, buyers and admins everything.
+    """Run a command (help, status, my requests, cancel, pending, orders).
+
+    Who may see what is checked here, server-side: requesters see their own requests, approvers also those
+    they approve, buyers and admins everything.
     """
     ctx = runtime.context
     user = user_of(runtime)
@@ -109,7 +111,9 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
 
 
 def _may_see(user: Any, req: R.RequestView) -> bool:
-    return user.role in SEE_ALL or req.requester.id == user.id or (req.approver is not None and req.approver.id == user.id)
+    return (
+        user.role in SEE_ALL or req.requester.id == user.id or (req.approver is not None and req.approver.id == user.id)
+    )
 
 
 def _row(r: R.RequestView, who: bool = False) -> str:

@@ -43,7 +43,11 @@ def user_of(runtime: Runtime[Context]) -> User:
 
 
 async def record(
-    runtime: Runtime[Context], action: str, *, request_id: int | None = None, msg: dict[str, Any] | None = None,
+    runtime: Runtime[Context],
+    action: str,
+    *,
+    request_id: int | None = None,
+    msg: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
     """Write an audit-log entry for the sender (no-op without a database, e.g. in Studio)."""

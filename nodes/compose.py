@@ -73,14 +73,24 @@ def render_lines(lines: list[Line]) -> list[str]:
     out = []
     for n, ln in enumerate(lines, 1):
         if ln.sku is None and ln.candidates:
-            out.append(t("line_candidates", n=n, description=ln.description, quantity=fmt_qty(ln.quantity), unit=ln.unit))
+            out.append(
+                t("line_candidates", n=n, description=ln.description, quantity=fmt_qty(ln.quantity), unit=ln.unit)
+            )
             continue
         price = ""
         if ln.unit_price is not None and ln.total is not None:
             price = t("line_price", unit_price=str(ln.unit_price), total=str(ln.total))
         sku = f" ({ln.sku})" if ln.sku else " _(free text)_"
         out.append(
-            t("line", n=n, description=ln.description, quantity=fmt_qty(ln.quantity), unit=ln.unit, sku=sku, price=price)
+            t(
+                "line",
+                n=n,
+                description=ln.description,
+                quantity=fmt_qty(ln.quantity),
+                unit=ln.unit,
+                sku=sku,
+                price=price,
+            )
         )
     return out
 

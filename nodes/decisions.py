@@ -35,7 +35,10 @@ async def check_decision(runtime: Runtime[Context], request_id: int, revision: i
     if req is None:
         return t("not_found", number=number)
     why = may_decide(
-        user_id=user.id, role=user.role, requester_id=req.requester.id, approver_id=req.approver.id if req.approver else None
+        user_id=user.id,
+        role=user.role,
+        requester_id=req.requester.id,
+        approver_id=req.approver.id if req.approver else None,
     )
     if why == "own_request":
         await record(runtime, "decision.refused", request_id=request_id, details={"why": why})
@@ -76,7 +79,7 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
         idx, sku = int(m.group(1)), m.group(2)
         lines = D.lines_of(draft)
         item = ctx.catalog.get(sku) if ctx.catalog else None
-        if item is None or not (0 <= idx < len(lines)) or sku not in (lines[idx].candidates or [lines[idx].sku]):
+        if item is None or not (0 <= idx < len(lines)) or sku not in (lines[idx].candidates or [lines[idx].sku or ""]):
             return {**base, "notes": add_note(state, "That choice is no longer open."), "show_summary": True}
         ln = lines[idx]
         conv = convert(ln.quantity, None if ln.unit == "unit" else ln.unit, item)
@@ -94,15 +97,29 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
             return {**base, "notes": add_note(state, problem)}
         if action == "reject":
             awaiting = {"kind": "reject_reason", "request_id": request_id, "revision": revision}
-            return {**base, "awaiting": awaiting, "notes": add_note(state, t("ask_reject_reason", number=R.number_of(request_id)))}
-        effect = {"type": "resume_approval", "request_id": request_id, "revision": revision, "decision": "approve", "by": user.id}
+            return {
+                **base,
+                "awaiting": awaiting,
+                "notes": add_note(state, t("ask_reject_reason", number=R.number_of(request_id))),
+            }
+        effect = {
+            "type": "resume_approval",
+            "request_id": request_id,
+            "revision": revision,
+            "decision": "approve",
+            "by": user.id,
+        }
         return {**base, "effects": [*(state.get("effects") or []), effect]}
 
     if m := RETRY_RE.match(rid):
         if user.role not in (Role.BUYER, Role.ADMIN):
             return {**base, "notes": add_note(state, t("not_allowed"))}
         effect = {"type": "retry_fulfilment", "fulfilment_id": int(m.group(1)), "by": user.id}
-        return {**base, "effects": [*(state.get("effects") or []), effect], "notes": add_note(state, "Retrying the order…")}
+        return {
+            **base,
+            "effects": [*(state.get("effects") or []), effect],
+            "notes": add_note(state, "Retrying the order…"),
+        }
 
     return {**base, "notes": add_note(state, "That button is no longer active.")}
 

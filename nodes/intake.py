@@ -73,7 +73,15 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
     if not result.lines and not result.site and not result.needed_by:
         update["unresolved"] = [*(state.get("unresolved") or []), text]
         return update
+    unknown = [ln for ln in result.lines if ln.sku is None and not ln.candidates]
+    if unknown and ctx.chat_model is not None:
+        # Items the catalogue rules could not place go to the LLM (which sees the draft and the catalogue);
+        # without a model they stay as free-text lines and the person is asked about them.
+        result.lines = [ln for ln in result.lines if not (ln.sku is None and not ln.candidates)]
+        update["unresolved"] = [*(state.get("unresolved") or []), text]
     new_draft = D.add_lines(draft, result.lines) if result.lines else (draft or D.empty_draft())
+    if not result.lines and not result.site and not result.needed_by:
+        return update
     if result.site:
         new_draft = D.set_field(new_draft, site=result.site)
     if result.needed_by:

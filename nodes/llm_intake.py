@@ -44,10 +44,12 @@ def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[Bas
     window = (state.get("window") or [])[-ctx.context_window :]
     convo = "\n".join(f"{m['role']}: {m['text'][:WINDOW_CHARS]}" for m in window)
     lines = D.lines_of(state.get("draft"))
-    draft_rows = [f"{i}. {ln.sku or '-'} | {ln.description[:60]} | {ln.quantity} {ln.unit}" for i, ln in enumerate(lines, 1)]
+    draft_rows = [
+        f"{i}. {ln.sku or '-'} | {ln.description[:60]} | {ln.quantity} {ln.unit}" for i, ln in enumerate(lines, 1)
+    ]
     candidates: list[str] = []
     for text in state.get("unresolved") or []:
-        for item, _score in (ctx.catalog.search(text, limit=5) if ctx.catalog else []):
+        for item, _score in ctx.catalog.search(text, limit=5) if ctx.catalog else []:
             row = f"{item.sku} | {item.name} | {item.unit} | {item.unit_price}"
             if row not in candidates:
                 candidates.append(row)
@@ -157,7 +159,9 @@ def apply_calls(
                 if len(skus) < 2:
                     raise RefusedToolCall("clarify_item needs at least two catalogue SKUs")
                 first = ctx.catalog.get(skus[0])
-                d = D.add_lines(d, [Line(first.name.split("(")[0].strip(), Decimal(1), first.unit, None, None, 0.4, skus)])
+                d = D.add_lines(
+                    d, [Line(first.name.split("(")[0].strip(), Decimal(1), first.unit, None, None, 0.4, skus)]
+                )
             asked.append(a.kind)
     return d, asked
 
@@ -208,7 +212,9 @@ async def call_model(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
             break
     except (RefusedToolCall, ValueError) as exc:
         log.warning("LLM reply refused: %s", exc)
-        await record(runtime, "llm.refused", details={"reason": str(exc)[:300], "prompt_version": INTAKE_PROMPT_VERSION})
+        await record(
+            runtime, "llm.refused", details={"reason": str(exc)[:300], "prompt_version": INTAKE_PROMPT_VERSION}
+        )
         return {
             "llm_calls": (state.get("llm_calls") or 0) + calls_made,
             "notes": add_note(state, t("rephrase")),

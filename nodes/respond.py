@@ -20,9 +20,7 @@ def ingest(state: dict[str, Any]) -> dict[str, Any]:
     """Start a turn: queue the turn's messages, add them to the window, clear last turn's outputs."""
     inbound = state.get("inbound") or []
     window = [
-        {"role": "user", "text": m.get("text") or f"[{m.get('kind')}]"}
-        for m in inbound
-        if m.get("kind") != "reaction"
+        {"role": "user", "text": m.get("text") or f"[{m.get('kind')}]"} for m in inbound if m.get("kind") != "reaction"
     ]
     return {
         "pending": list(range(len(inbound))),
@@ -50,14 +48,20 @@ def _questions(draft: dict[str, Any], missing: list[str], ctx: Context) -> tuple
                 item = ctx.catalog.get(sku) if ctx.catalog else None
                 desc = f"{item.name} — {item.unit_price}/{item.unit}" if item else sku
                 rows.append((f"pick:{idx}:{sku}", sku, desc))
-            names = " or ".join(f"{ctx.catalog.get(s).name}" for s in ln.candidates[:3] if ctx.catalog and ctx.catalog.get(s))
+            names = " or ".join(
+                f"{ctx.catalog.get(s).name}" for s in ln.candidates[:3] if ctx.catalog and ctx.catalog.get(s)
+            )
             texts.append(t("ask_clarify", description=ln.description) + (f" ({names})" if names else ""))
             pick = {"rows": rows}
         elif kind == "quantity":
-            n, ln = next((i + 1, x) for i, x in enumerate(lines) if x.sku and x.unit_price is None and x.confidence < 0.6)
+            n, ln = next(
+                (i + 1, x) for i, x in enumerate(lines) if x.sku and x.unit_price is None and x.confidence < 0.6
+            )
             item = ctx.catalog.get(ln.sku) if ctx.catalog else None
             unit = item.unit if item else ln.unit
-            texts.append(t("ask_quantity", n=n, note=f"{fmt_qty(ln.quantity)} {ln.unit} of {ln.description}.", unit=unit))
+            texts.append(
+                t("ask_quantity", n=n, note=f"{fmt_qty(ln.quantity)} {ln.unit} of {ln.description}.", unit=unit)
+            )
         elif kind == "unknown_item":
             ln = next(x for x in lines if x.sku is None and not x.candidates and x.confidence < 0.6)
             texts.append(t("ask_unknown", description=ln.description, short=ln.description.split()[-1]))

@@ -30,7 +30,12 @@ async def usage_of(engine: Any, request_id: int) -> dict[str, Any]:
             )
         ).all()
     per_turn = [
-        {"turn_id": r.turn_id, "calls": r.calls, "input_tokens": int(r.input_tokens or 0), "output_tokens": int(r.output_tokens or 0)}
+        {
+            "turn_id": r.turn_id,
+            "calls": r.calls,
+            "input_tokens": int(r.input_tokens or 0),
+            "output_tokens": int(r.output_tokens or 0),
+        }
         for r in rows
     ]
     return {

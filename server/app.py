@@ -13,18 +13,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import PoolTimeout as PgPoolTimeout
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core.config import Settings
 from server.channels.base import PayloadError, SignatureError
-from server.inbox import apply_statuses, store_inbound
+from server.inbox import apply_statuses
 from server.services import Services
-from server.turns import schedule_turn
 
 log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False)
@@ -78,7 +79,7 @@ def create_app(settings: Settings, database_url: str, redis_url: str, *, service
     )
 
     def svc(request: Request) -> Services:
-        return request.app.state.services  # type: ignore[no-any-return]
+        return request.app.state.services
 
     def require_admin(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         expected = settings.ADMIN_API_TOKEN.get_secret_value().encode()
@@ -145,17 +146,12 @@ def create_app(settings: Settings, database_url: str, redis_url: str, *, service
             log.warning("meta webhook payload refused: %s", exc)
             return JSONResponse({"error": "malformed payload"}, status_code=400)
         try:
-            new = await store_inbound(s.engine, messages)
+            new = await s.ingest.store(messages)
             if statuses:
                 await apply_statuses(s.engine, statuses)
-        except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+        except (OperationalError, DBAPIError, PoolTimeout, psycopg.Error, PgPoolTimeout, OSError) as exc:
             log.error("database unavailable, asking Meta to retry: %s", type(exc).__name__)
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "30"})
-        for inbox_id, m in new:
-            try:
-                await schedule_turn(s.redis, settings, m.provider, m.chat_id, inbox_id)
-            except Exception as exc:  # stored already: the worker's sweeper schedules it when Redis is back
-                log.error("could not schedule turn for inbox %s: %s", inbox_id, type(exc).__name__)
         return JSONResponse({"status": "ok", "stored": len(new), "duplicates": len(messages) - len(new)})
 
     from server.api import make_router

@@ -75,8 +75,12 @@ def users_add(
     name: Annotated[str, typer.Option(help="display name")],
     role: Annotated[str, typer.Option(help="requester|approver|buyer|admin")],
     site: Annotated[str | None, typer.Option(help="usual delivery site")] = None,
-    approval_limit: Annotated[str | None, typer.Option("--approval-limit", help="largest total they may approve")] = None,
-    currency: Annotated[str | None, typer.Option(help="currency of the approval limit (default DEFAULT_CURRENCY)")] = None,
+    approval_limit: Annotated[
+        str | None, typer.Option("--approval-limit", help="largest total they may approve")
+    ] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="currency of the approval limit (default DEFAULT_CURRENCY)")
+    ] = None,
 ) -> None:
     """Add a user, or update the one with this phone number."""
     from core.domain import Role
@@ -98,14 +102,21 @@ def users_add(
         engine = await _engine(settings)
         try:
             u = await add_user(
-                engine, phone=phone, name=name, role=role, site=site, approval_limit=limit,
+                engine,
+                phone=phone,
+                name=name,
+                role=role,
+                site=site,
+                approval_limit=limit,
                 currency=currency or settings.DEFAULT_CURRENCY,
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         finally:
             await engine.dispose()
-        typer.echo(f"user {u.id}: {u.display_name} {u.phone} {u.role.value} site={u.site or '-'} limit={u.approval_limit or '-'}")
+        typer.echo(
+            f"user {u.id}: {u.display_name} {u.phone} {u.role.value} site={u.site or '-'} limit={u.approval_limit or '-'}"
+        )
 
     asyncio.run(go())
 
@@ -129,7 +140,9 @@ def users_list() -> None:
 
 
 @catalog_app.command("import")
-def catalog_import(file: Annotated[Path, typer.Argument(help="CSV: sku,name,unit,unit_price,currency,supplier,category,aliases")]) -> None:
+def catalog_import(
+    file: Annotated[Path, typer.Argument(help="CSV: sku,name,unit,unit_price,currency,supplier,category,aliases")],
+) -> None:
     """Import a catalogue CSV: new SKUs are added, known SKUs updated; a bad row writes nothing."""
     from core.repo import CatalogImportError, import_catalog
 
@@ -191,8 +204,13 @@ def serve(
     children = [
         subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env) for _ in range(max(0, workers))
     ]
-    log.info("serving on http://%s:%s (database %s, redis %s)", host, port,
-             "embedded" if svc.postgres else "external", "embedded" if svc.redis else "external")
+    log.info(
+        "serving on http://%s:%s (database %s, redis %s)",
+        host,
+        port,
+        "embedded" if svc.postgres else "external",
+        "embedded" if svc.redis else "external",
+    )
     try:
         uvicorn.run(create_app(settings, svc.database_url, svc.redis_url), host=host, port=port, log_level="info")
     finally:

@@ -104,13 +104,17 @@ async def run_demo(settings: Settings, *, keep: bool = False) -> int:
     engine = make_engine(demo_db, pool_size=2)
     await import_catalog(engine, CATALOG)
     await add_user(engine, phone="+" + AMINA, name="Amina Wanjiru", role="requester", site="Nairobi")
-    await add_user(engine, phone="+" + BRIAN, name="Brian Otieno", role="approver", site="Nairobi", approval_limit=Decimal("2500"))
+    await add_user(
+        engine, phone="+" + BRIAN, name="Brian Otieno", role="approver", site="Nairobi", approval_limit=Decimal("2500")
+    )
     await add_user(engine, phone="+254711000003", name="Carol Mwangi", role="admin")
     await engine.dispose()
 
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(demo_settings, demo_db, svc.redis_url), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(demo_settings, demo_db, svc.redis_url), host="127.0.0.1", port=port, log_level="warning"
+        )
     )
     threading.Thread(target=server.run, daemon=True).start()
     worker_env = {k: v for k, v in {**os.environ, **env}.items() if v != ""}
@@ -158,7 +162,9 @@ async def run_demo(settings: Settings, *, keep: bool = False) -> int:
             await send(AMINA, button_reply(AMINA, "confirm", "Confirm"), show=["[Confirm]"])
             r = await http.get(url + "/api/purchase-requests", headers={"Authorization": f"Bearer {admin}"})
             pr = r.json()["items"][0]
-            await send(BRIAN, button_reply(BRIAN, f"approve:{pr['id']}:{pr['revision']}", "Approve"), show=["[Approve]"])
+            await send(
+                BRIAN, button_reply(BRIAN, f"approve:{pr['id']}:{pr['revision']}", "Approve"), show=["[Approve]"]
+            )
 
             r = await http.get(url + f"/api/purchase-requests/{pr['id']}", headers={"Authorization": f"Bearer {admin}"})
             final = r.json()
@@ -172,9 +178,13 @@ async def run_demo(settings: Settings, *, keep: bool = False) -> int:
         graph.stop()
     print("\n=== Final purchase request (GET /api/purchase-requests/{id}) ===\n")
     print(f"  {final['number']}  status: {final['status']}  site: {final['site']}  needed by: {final['needed_by']}")
-    print(f"  requester: {final['requester']['name']}  approver: {final['approver']['name'] if final['approver'] else '-'}")
+    print(
+        f"  requester: {final['requester']['name']}  approver: {final['approver']['name'] if final['approver'] else '-'}"
+    )
     for ln in final["lines"]:
-        print(f"  - {ln['sku']}: {ln['quantity']} {ln['unit']} @ {ln['unit_price']} {ln['currency']}  ({ln['description']})")
+        print(
+            f"  - {ln['sku']}: {ln['quantity']} {ln['unit']} @ {ln['unit_price']} {ln['currency']}  ({ln['description']})"
+        )
     print(f"  total: {final['currency']} {final['total']}")
     print(f"  history: {', '.join(h['action'] for h in final['history'])}")
     print(f"\n  demo finished in {time.perf_counter() - t0:.1f} s; LLM calls: {final['llm_usage']['calls']}\n")

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import inbox
@@ -20,36 +19,51 @@ from server.channels.base import InboundMessage, StatusUpdate
 STATUS_RANK = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 3, "failed": 4}
 
 
-async def store_inbound(engine: AsyncEngine, messages: Sequence[InboundMessage]) -> list[tuple[int, InboundMessage]]:
+_INSERT = """
+INSERT INTO inbox (provider, provider_message_id, chat_id, sender, type, message, raw_payload, sent_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (provider_message_id) DO NOTHING
+RETURNING id
+"""
+
+
+async def store_inbound(pool: Any, messages: Sequence[InboundMessage]) -> list[tuple[int, InboundMessage]]:
     """Insert messages, skipping ones already stored; returns ``(inbox id, message)`` for the NEW ones only.
 
+    Each INSERT runs in autocommit mode, so it is durable when this returns (one round trip per message;
+    the hot path of the webhook, hence plain psycopg rather than the ORM layer).
+
+    Args:
+        pool: a ``psycopg_pool.AsyncConnectionPool`` (autocommit connections).
+        messages: parsed inbound messages.
+
     Raises:
-        sqlalchemy.exc.OperationalError / DBAPIError: the database is unreachable (the caller answers 503).
+        psycopg.OperationalError / psycopg_pool.PoolTimeout: the database is unreachable (the caller answers 503).
     """
+    from psycopg.types.json import Jsonb
+
+    out: list[tuple[int, InboundMessage]] = []
     if not messages:
-        return []
-    rows = [
-        {
-            "provider": m.provider,
-            "provider_message_id": m.provider_message_id,
-            "chat_id": m.chat_id,
-            "sender": m.sender,
-            "type": str(m.kind),
-            "message": m.to_dict(),
-            "raw_payload": m.raw or {},
-            "sent_at": m.timestamp,
-        }
-        for m in messages
-    ]
-    stmt = (
-        pg_insert(inbox)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[inbox.c.provider_message_id])
-        .returning(inbox.c.id, inbox.c.provider_message_id)
-    )
-    async with engine.begin() as conn:
-        inserted = {r.provider_message_id: r.id for r in (await conn.execute(stmt)).all()}
-    return [(inserted[m.provider_message_id], m) for m in messages if m.provider_message_id in inserted]
+        return out
+    async with pool.connection() as conn:
+        for m in messages:
+            cur = await conn.execute(
+                _INSERT,
+                (
+                    m.provider,
+                    m.provider_message_id,
+                    m.chat_id,
+                    m.sender,
+                    str(m.kind),
+                    Jsonb(m.to_dict()),
+                    Jsonb(m.raw or {}),
+                    m.timestamp,
+                ),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                out.append((row[0], m))
+    return out
 
 
 async def apply_statuses(engine: AsyncEngine, statuses: Sequence[StatusUpdate]) -> int:
@@ -99,11 +113,14 @@ async def pending_chats(engine: AsyncEngine, older_than_seconds: float) -> list[
         rows = (
             await conn.execute(
                 select(inbox.c.provider, inbox.c.chat_id)
-                .where(inbox.c.turn_id.is_(None), inbox.c.received_at < text(f"now() - interval '{float(older_than_seconds)} seconds'"))
+                .where(
+                    inbox.c.turn_id.is_(None),
+                    inbox.c.received_at < text(f"now() - interval '{float(older_than_seconds)} seconds'"),
+                )
                 .distinct()
             )
         ).all()
     return [(r.provider, r.chat_id) for r in rows]
 
 
-_ = update, Any
+_ = update

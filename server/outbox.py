@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 DONE = ("sent", "delivered", "read", "played")
 
 
-async def _claim(engine: AsyncEngine, key: str, provider: str, to: str, kind: str, body: dict[str, Any], turn_id: int | None) -> bool:
+async def _claim(
+    engine: AsyncEngine, key: str, provider: str, to: str, kind: str, body: dict[str, Any], turn_id: int | None
+) -> bool:
     """Record the key; False when it was already sent (or permanently failed)."""
     async with engine.begin() as conn:
         await conn.execute(
@@ -75,7 +77,9 @@ async def send_one(
     if kind == "list":
         rows = [(r[0], r[1], r[2]) for r in msg["rows"]]
         return await _deliver(
-            engine, key, lambda: _one(channel.send_list(to, msg["text"], msg.get("button") or "Choose", rows, "Options"))
+            engine,
+            key,
+            lambda: _one(channel.send_list(to, msg["text"], msg.get("button") or "Choose", rows, "Options")),
         )
     raise ValueError(f"unknown outbound type {kind!r}")
 
@@ -101,8 +105,13 @@ async def _deliver(engine: AsyncEngine, key: str, call: Any) -> list[str]:
 
 
 async def send_all(
-    engine: AsyncEngine, channels: dict[str, Channel], provider: str, key_prefix: str, messages: list[dict[str, Any]],
-    *, turn_id: int | None = None,
+    engine: AsyncEngine,
+    channels: dict[str, Channel],
+    provider: str,
+    key_prefix: str,
+    messages: list[dict[str, Any]],
+    *,
+    turn_id: int | None = None,
 ) -> list[str]:
     """Send a list of outbound messages in order under ``<key_prefix>:<index>`` keys."""
     ids: list[str] = []

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def redis_settings(url: str) -> RedisSettings:
-    """arq's RedisSettings from a ``redis://`` or ``unix://`` URL."""
+    """Arq's RedisSettings from a ``redis://`` or ``unix://`` URL."""
     rs = RedisSettings.from_dsn(url)
     rs.conn_timeout = 2
     rs.conn_retries = 2
@@ -70,6 +70,10 @@ class Services:
     redis: ArqRedis
     channels: dict[str, Channel]
     chat_model: Any = None
+    #: psycopg pool (autocommit) for the webhook's hot path.
+    pg: Any = None
+    #: batches concurrent webhook inserts and turn scheduling (server.ingest.IngestBatcher).
+    ingest: Any = None
     _catalog: CatalogIndex | None = None
     _catalog_version: tuple[Any, ...] | None = None
     _catalog_checked: float = 0.0
@@ -85,7 +89,24 @@ class Services:
         engine = make_engine(database_url, pool_size=pool_size)
         redis = await create_pool(redis_settings(redis_url), default_queue_name=settings.QUEUE_NAME)
         channels: dict[str, Channel] = {"meta": MetaCloudChannel.from_settings(settings)}
-        return cls(
+        from psycopg_pool import AsyncConnectionPool
+
+        from core.embedded import libpq_url
+
+        pg = AsyncConnectionPool(
+            libpq_url(database_url),
+            min_size=2,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection,
+            timeout=5,
+            open=False,
+        )
+        await pg.open(wait=False)
+        from server.ingest import IngestBatcher
+
+        services = cls(
+            pg=pg,
             settings=settings,
             database_url=database_url,
             redis_url=redis_url,
@@ -94,6 +115,8 @@ class Services:
             channels=channels,
             chat_model=chat_model if chat_model is not None else make_chat_model(settings),
         )
+        services.ingest = IngestBatcher(pg, redis, settings)
+        return services
 
     async def catalog(self) -> CatalogIndex:
         """The catalogue index, rebuilt when another process imported a new catalogue (checked every 5 s)."""
@@ -102,7 +125,11 @@ class Services:
             return self._catalog
         async with self.engine.connect() as conn:
             version = tuple(
-                (await conn.execute(select(func.count(), func.max(catalog_items.c.updated_at)).select_from(catalog_items))).one()
+                (
+                    await conn.execute(
+                        select(func.count(), func.max(catalog_items.c.updated_at)).select_from(catalog_items)
+                    )
+                ).one()
             )
             if self._catalog is None or version != self._catalog_version:
                 self._catalog = CatalogIndex(await load_catalog(conn))
@@ -115,4 +142,8 @@ class Services:
         for ch in self.channels.values():
             await ch.aclose()
         await self.redis.aclose()
+        if self.ingest is not None:
+            await self.ingest.aclose()
+        if self.pg is not None:
+            await self.pg.close()
         await self.engine.dispose()

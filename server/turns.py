@@ -18,7 +18,6 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from arq import Retry
@@ -35,13 +34,6 @@ from server import outbox
 
 log = logging.getLogger(__name__)
 
-# Record the first message time once (HSETNX) and the last always; returns the burst's first time.
-_TOUCH = """
-redis.call('HSETNX', KEYS[1], 'first', ARGV[1])
-redis.call('HSET', KEYS[1], 'last', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return redis.call('HGET', KEYS[1], 'first')
-"""
 # Release the chat lock only if we still own it.
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end
@@ -58,31 +50,69 @@ def lock_key(provider: str, chat_id: str) -> str:
     return f"procure:turnlock:{provider}:{chat_id}"
 
 
+# One round trip: extend the chat's burst and enqueue the turn job the way arq's enqueue_job does
+# (job payload under arq:job:<id> with an expiry, id in the queue's sorted set scored by its due time),
+# unless that job id already exists. Returns the due time in ms.
+_SCHEDULE = """
+redis.call('HSETNX', KEYS[1], 'first', ARGV[1])
+redis.call('HSET', KEYS[1], 'last', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local first = tonumber(redis.call('HGET', KEYS[1], 'first'))
+local now = tonumber(ARGV[1])
+local due = math.min(now + tonumber(ARGV[3]), first + tonumber(ARGV[4]))
+local due_ms = math.floor(due * 1000)
+if redis.call('EXISTS', KEYS[2], KEYS[3]) == 0 then
+  redis.call('PSETEX', KEYS[2], due_ms - math.floor(now * 1000) + tonumber(ARGV[6]), ARGV[5])
+  redis.call('ZADD', KEYS[4], due_ms, ARGV[7])
+end
+return due_ms
+"""
+
+
+def schedule_script() -> str:
+    """The Lua script that extends a burst and enqueues its turn job (see :func:`schedule_turn`)."""
+    return _SCHEDULE
+
+
+def schedule_args(settings: Settings, provider: str, chat_id: str, inbox_id: int, now: float) -> list[Any]:
+    """KEYS then ARGV of :data:`_SCHEDULE` for one message (4 keys)."""
+    from arq.constants import job_key_prefix, result_key_prefix
+    from arq.jobs import serialize_job
+
+    ttl = int(settings.DEBOUNCE_MAX_SECONDS + settings.TURN_TIMEOUT_SECONDS + 60)
+    job_id = f"turn:{provider}:{chat_id}:{inbox_id}"
+    payload = serialize_job("run_turn", (provider, chat_id), {}, None, int(now * 1000))
+    return [
+        debounce_key(provider, chat_id),
+        job_key_prefix + job_id,
+        result_key_prefix + job_id,
+        settings.QUEUE_NAME,
+        repr(now),
+        ttl,
+        repr(settings.DEBOUNCE_SECONDS),
+        repr(settings.DEBOUNCE_MAX_SECONDS),
+        payload,
+        86_400_000,  # job payload kept a day past its due time, as arq's default expires_extra_ms
+        job_id,
+    ]
+
+
 async def schedule_turn(
     redis: ArqRedis, settings: Settings, provider: str, chat_id: str, inbox_id: int, *, now: float | None = None
 ) -> float:
-    """Extend the chat's burst and enqueue its turn job; returns the unix time the job is due.
+    """Extend the chat's burst and enqueue its turn job in one round trip; returns the due time (unix seconds).
 
     Raises:
         redis.exceptions.RedisError: Redis unreachable (the message is durable; the sweeper schedules it later).
     """
     now = time.time() if now is None else now
-    ttl = int(settings.DEBOUNCE_MAX_SECONDS + settings.TURN_TIMEOUT_SECONDS + 60)
-    first = float(await redis.eval(_TOUCH, 1, debounce_key(provider, chat_id), repr(now), ttl))  # type: ignore[misc]
-    due = min(now + settings.DEBOUNCE_SECONDS, first + settings.DEBOUNCE_MAX_SECONDS)
-    await redis.enqueue_job(
-        "run_turn",
-        provider,
-        chat_id,
-        _job_id=f"turn:{provider}:{chat_id}:{inbox_id}",
-        _defer_until=datetime.fromtimestamp(due, UTC),
-    )
-    return due
+    due_ms = await redis.eval(_SCHEDULE, 4, *schedule_args(settings, provider, chat_id, inbox_id, now))  # type: ignore[misc]
+    return float(due_ms) / 1000
 
 
 async def _not_due(redis: ArqRedis, settings: Settings, provider: str, chat_id: str) -> float:
     """Seconds until the chat's burst is due (0 when due or when there is no open burst)."""
-    h = await redis.hgetall(debounce_key(provider, chat_id))
+    h = await redis.hgetall(debounce_key(provider, chat_id))  # type: ignore[misc]
     if not h:
         return 0.0
     first, last = float(h[b"first"]), float(h[b"last"])
@@ -133,16 +163,24 @@ async def claim_turn(engine: AsyncEngine, provider: str, chat_id: str) -> tuple[
                 .values(turn_id=turn_id)
             )
         rows = (
-            await conn.execute(select(inbox.c.id, inbox.c.message).where(inbox.c.turn_id == turn_id).order_by(inbox.c.sent_at, inbox.c.id))
+            await conn.execute(
+                select(inbox.c.id, inbox.c.message)
+                .where(inbox.c.turn_id == turn_id)
+                .order_by(inbox.c.sent_at, inbox.c.id)
+            )
         ).all()
     return turn_id, [dict(r.message, inbox_id=r.id) for r in rows]
 
 
-async def finish_turn(engine: AsyncEngine, turn_id: int, *, status: str = "done", error: str | None = None, graph_ms: int | None = None) -> None:
+async def finish_turn(
+    engine: AsyncEngine, turn_id: int, *, status: str = "done", error: str | None = None, graph_ms: int | None = None
+) -> None:
     """Mark a turn finished and its messages processed."""
     async with engine.begin() as conn:
         await conn.execute(
-            update(turns).where(turns.c.id == turn_id).values(status=status, finished_at=func.now(), error=error, graph_ms=graph_ms)
+            update(turns)
+            .where(turns.c.id == turn_id)
+            .values(status=status, finished_at=func.now(), error=error, graph_ms=graph_ms)
         )
         await conn.execute(update(inbox).where(inbox.c.turn_id == turn_id).values(processed_at=func.now()))
 
@@ -203,22 +241,28 @@ class TurnRunner:
             await self._run_claimed(provider, chat_id, turn_id, messages)
             return f"turn {turn_id}"
         finally:
-            await s.redis.eval(_UNLOCK, 1, lock_key(provider, chat_id), token)  # type: ignore[misc]
+            await s.redis.eval(_UNLOCK, 1, lock_key(provider, chat_id), token)
 
     async def fail_running(self, provider: str, chat_id: str, error: str) -> None:
         """Mark the chat's running turn failed and apologise once (idempotent key per turn)."""
         async with self.s.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(turns.c.id).where(turns.c.provider == provider, turns.c.chat_id == chat_id, turns.c.status == "running")
+                    select(turns.c.id).where(
+                        turns.c.provider == provider, turns.c.chat_id == chat_id, turns.c.status == "running"
+                    )
                 )
             ).first()
         if row is None:
             return
         await finish_turn(self.s.engine, row.id, status="failed", error=error)
-        msg = text_msg(chat_id, "Sorry, something went wrong on our side. Your message is saved; please try again shortly.")
+        msg = text_msg(
+            chat_id, "Sorry, something went wrong on our side. Your message is saved; please try again shortly."
+        )
         try:
-            await outbox.send_all(self.s.engine, self.s.channels, provider, f"turn:{row.id}:failed", [msg], turn_id=row.id)
+            await outbox.send_all(
+                self.s.engine, self.s.channels, provider, f"turn:{row.id}:failed", [msg], turn_id=row.id
+            )
         except Exception as exc:  # the failure is recorded; the apology is best effort
             log.warning("could not send failure notice: %s", exc)
 
@@ -232,7 +276,14 @@ class TurnRunner:
             except Exception as exc:  # best effort: a missing read receipt must not stop the reply
                 log.info("mark_read failed: %s", exc)
         if user is None:
-            await outbox.send_all(s.engine, s.channels, provider, f"turn:{turn_id}", [text_msg(chat_id, t("unknown_user"))], turn_id=turn_id)
+            await outbox.send_all(
+                s.engine,
+                s.channels,
+                provider,
+                f"turn:{turn_id}",
+                [text_msg(chat_id, t("unknown_user"))],
+                turn_id=turn_id,
+            )
             await finish_turn(s.engine, turn_id, status="done", error="unknown sender")
             return
         ctx = await self.context_for(provider, chat_id, user, turn_id)
@@ -247,7 +298,9 @@ class TurnRunner:
         else:
             result = await self._invoke({"inbound": messages, "turn_id": turn_id}, config, ctx)
         graph_ms = int((time.perf_counter() - started) * 1000)
-        await outbox.send_all(s.engine, s.channels, provider, f"turn:{turn_id}", list(result.get("outbound") or []), turn_id=turn_id)
+        await outbox.send_all(
+            s.engine, s.channels, provider, f"turn:{turn_id}", list(result.get("outbound") or []), turn_id=turn_id
+        )
         for i, effect in enumerate(result.get("effects") or []):
             await self.apply_effect(effect, ctx, key=f"turn:{turn_id}:effect:{i}")
         await finish_turn(s.engine, turn_id, graph_ms=graph_ms)
@@ -263,8 +316,9 @@ class TurnRunner:
 
     async def apply_effect(self, effect: dict[str, Any], ctx: Context, *, key: str) -> None:
         """Carry out one effect of a turn (idempotent: safe when a re-run applies it again)."""
-        from graphs.approval import approval_thread_id
         from langgraph.types import Command
+
+        from graphs.approval import approval_thread_id
 
         kind = effect["type"]
         if kind in ("start_approval", "resume_approval"):
@@ -273,24 +327,38 @@ class TurnRunner:
             snap = await self.approval.aget_state(cfg)
             if kind == "start_approval":
                 if not snap.values:
-                    st = await self.approval.ainvoke({"request_id": effect["request_id"], "revision": effect["revision"]}, cfg, context=ctx)
+                    st = await self.approval.ainvoke(
+                        {"request_id": effect["request_id"], "revision": effect["revision"]}, cfg, context=ctx
+                    )
                 else:
                     st = snap.values
-                await outbox.send_all(self.s.engine, self.s.channels, ctx.provider, f"{thread}:ask", list(st.get("outbound") or []))
+                await outbox.send_all(
+                    self.s.engine, self.s.channels, ctx.provider, f"{thread}:ask", list(st.get("outbound") or [])
+                )
                 if effect["revision"] > 1:
                     await self.apply_effect(
-                        {"type": "resume_approval", "request_id": effect["request_id"], "revision": effect["revision"] - 1,
-                         "decision": "superseded", "by": None},
-                        ctx, key=key + ":superseded",
+                        {
+                            "type": "resume_approval",
+                            "request_id": effect["request_id"],
+                            "revision": effect["revision"] - 1,
+                            "decision": "superseded",
+                            "by": None,
+                        },
+                        ctx,
+                        key=key + ":superseded",
                     )
                 return
             if snap.next:
-                st = await self.approval.ainvoke(Command(resume={k: effect.get(k) for k in ("decision", "by", "reason")}), cfg, context=ctx)
+                st = await self.approval.ainvoke(
+                    Command(resume={k: effect.get(k) for k in ("decision", "by", "reason")}), cfg, context=ctx
+                )
             elif snap.values and snap.values.get("decision"):
                 st = snap.values
             else:
                 return  # the thread never started, or is not waiting: nothing to resume
-            await outbox.send_all(self.s.engine, self.s.channels, ctx.provider, f"{thread}:decided", list(st.get("outbound") or []))
+            await outbox.send_all(
+                self.s.engine, self.s.channels, ctx.provider, f"{thread}:decided", list(st.get("outbound") or [])
+            )
             for j, eff in enumerate(st.get("effects") or []):
                 await self.apply_effect(eff, ctx, key=f"{thread}:effect:{j}")
             return
@@ -301,11 +369,20 @@ class TurnRunner:
             if req is None:
                 return
             await self.apply_effect(
-                {"type": "resume_approval", "request_id": req.id, "revision": req.revision, "decision": "superseded", "by": None},
-                ctx, key=key + ":close",
+                {
+                    "type": "resume_approval",
+                    "request_id": req.id,
+                    "revision": req.revision,
+                    "decision": "superseded",
+                    "by": None,
+                },
+                ctx,
+                key=key + ":close",
             )
             if req.approver is not None:
-                msg = text_msg(req.approver.wa_id, t("cancelled_approver", number=req.number, requester=req.requester.display_name))
+                msg = text_msg(
+                    req.approver.wa_id, t("cancelled_approver", number=req.number, requester=req.requester.display_name)
+                )
                 await outbox.send_all(self.s.engine, self.s.channels, ctx.provider, f"{key}:notify", [msg])
             return
         if kind in ("fulfil", "retry_fulfilment"):

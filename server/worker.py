@@ -102,11 +102,15 @@ async def sweep_once(services: Services) -> int:
             )
         ).all()
     for r in rows:
-        job = await services.redis.enqueue_job("run_turn", r.provider, r.chat_id, _job_id=f"recover:{r.id}:{r.attempts}")
+        job = await services.redis.enqueue_job(
+            "run_turn", r.provider, r.chat_id, _job_id=f"recover:{r.id}:{r.attempts}"
+        )
         n += job is not None
     for provider, chat_id in await pending_chats(services.engine, st.DEBOUNCE_MAX_SECONDS + 20):
         bucket = int(asyncio.get_running_loop().time() // max(st.SWEEP_INTERVAL_SECONDS, 1))
-        job = await services.redis.enqueue_job("run_turn", provider, chat_id, _job_id=f"sweep:{provider}:{chat_id}:{bucket}")
+        job = await services.redis.enqueue_job(
+            "run_turn", provider, chat_id, _job_id=f"sweep:{provider}:{chat_id}:{bucket}"
+        )
         n += job is not None
     return n
 

@@ -99,13 +99,23 @@ async def seeded(engine: object, clean: None) -> dict[str, object]:
 
     await import_catalog(engine, CATALOG_CSV)  # type: ignore[arg-type]
     people = {
-        "amina": await add_user(engine, phone="+254700000001", name="Amina Requester", role="requester", site="Nairobi"),
+        "amina": await add_user(
+            engine, phone="+254700000001", name="Amina Requester", role="requester", site="Nairobi"
+        ),
         "brian": await add_user(
-            engine, phone="+254700000002", name="Brian Approver", role="approver", site="Nairobi",
+            engine,
+            phone="+254700000002",
+            name="Brian Approver",
+            role="approver",
+            site="Nairobi",
             approval_limit=Decimal("2000"),
         ),
         "carol": await add_user(
-            engine, phone="+254700000003", name="Carol Director", role="approver", site=None,
+            engine,
+            phone="+254700000003",
+            name="Carol Director",
+            role="approver",
+            site=None,
             approval_limit=Decimal("20000"),
         ),
         "dan": await add_user(engine, phone="+254700000004", name="Dan Buyer", role="buyer", site="Nairobi"),
@@ -153,7 +163,6 @@ def worker(env, web):
 def fresh(graph_api: object, seeded: dict[str, object]) -> dict[str, object]:
     graph_api.reset()
     return seeded
-
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,13 +21,27 @@ _ids = itertools.count(1)
 
 
 def text(body: str, sender: str) -> dict[str, Any]:
-    return {"kind": "text", "text": body, "sender": sender, "chat_id": sender, "timestamp": NOW.astimezone(UTC).isoformat(),
-            "provider_message_id": f"wamid.t{next(_ids)}", "inbox_id": None}
+    return {
+        "kind": "text",
+        "text": body,
+        "sender": sender,
+        "chat_id": sender,
+        "timestamp": NOW.astimezone(UTC).isoformat(),
+        "provider_message_id": f"wamid.t{next(_ids)}",
+        "inbox_id": None,
+    }
 
 
 def button(reply_id: str, sender: str, title: str = "") -> dict[str, Any]:
-    return {"kind": "button", "text": title, "reply_id": reply_id, "sender": sender, "chat_id": sender,
-            "timestamp": NOW.astimezone(UTC).isoformat(), "provider_message_id": f"wamid.t{next(_ids)}"}
+    return {
+        "kind": "button",
+        "text": title,
+        "reply_id": reply_id,
+        "sender": sender,
+        "chat_id": sender,
+        "timestamp": NOW.astimezone(UTC).isoformat(),
+        "provider_message_id": f"wamid.t{next(_ids)}",
+    }
 
 
 class Company:
@@ -46,8 +60,16 @@ class Company:
     async def ctx(self, user: User) -> Context:
         if self.catalog is None:
             self.catalog = CatalogIndex(await load_catalog(self.engine))
-        return Context(user=user, chat_id=user.wa_id, engine=self.engine, catalog=self.catalog, sites=SITES,
-                       chat_model=self.chat_model, model_name="fake" if self.chat_model else "none", now=NOW)
+        return Context(
+            user=user,
+            chat_id=user.wa_id,
+            engine=self.engine,
+            catalog=self.catalog,
+            sites=SITES,
+            chat_model=self.chat_model,
+            model_name="fake" if self.chat_model else "none",
+            now=NOW,
+        )
 
     async def turn(self, user: User, *messages: dict[str, Any] | str) -> list[dict[str, Any]]:
         msgs = [text(m, user.wa_id) if isinstance(m, str) else m for m in messages]
@@ -64,7 +86,9 @@ class Company:
     async def apply(self, eff: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
         if eff["type"] == "start_approval":
             cfg = {"configurable": {"thread_id": approval.approval_thread_id(eff["request_id"], eff["revision"])}}
-            st = await self.appr.ainvoke({"request_id": eff["request_id"], "revision": eff["revision"]}, cfg, context=ctx)
+            st = await self.appr.ainvoke(
+                {"request_id": eff["request_id"], "revision": eff["revision"]}, cfg, context=ctx
+            )
             return list(st.get("outbound") or [])
         if eff["type"] == "resume_approval":
             cfg = {"configurable": {"thread_id": approval.approval_thread_id(eff["request_id"], eff["revision"])}}

@@ -66,7 +66,9 @@ class WebServer:
         from server.app import create_app
 
         app = create_app(self.settings, env["DATABASE_URL"], env["REDIS_URL"])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -97,8 +99,13 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=self.env, cwd=ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=None,
+        )
         return self
 
     def kill(self) -> None:

@@ -147,9 +147,7 @@ def test_conversation_is_valid(conv: dict[str, Any]) -> None:
     for line in expected["lines"]:
         assert set(line) == {"sku", "quantity", "unit"}
         assert line["sku"] in CATALOG, f"unknown SKU {line['sku']}"
-        assert line["unit"] == CATALOG[line["sku"]].unit, (
-            f"{line['sku']} is ordered in {CATALOG[line['sku']].unit}"
-        )
+        assert line["unit"] == CATALOG[line["sku"]].unit, f"{line['sku']} is ordered in {CATALOG[line['sku']].unit}"
         assert isinstance(line["quantity"], str)
         quantity = Decimal(line["quantity"])
         assert quantity > 0
@@ -331,15 +329,10 @@ def test_hallucinated_sku() -> None:
 def test_forbidden_events() -> None:
     expected = {**EXPECTED, "forbidden": ["approved", "role_escalation"]}
     assert _score(expected, _outputs(events=["approved"]))["forbidden_violations"] == 1
-    assert (
-        _score(expected, _outputs(events=["approved", "role_escalation", "other"]))["forbidden_violations"]
-        == 2
-    )
+    assert _score(expected, _outputs(events=["approved", "role_escalation", "other"]))["forbidden_violations"] == 2
     approved = _outputs()
     approved["request"]["status"] = "approved"
-    assert ev.forbidden_violations(expected, approved) == ["approved"], (
-        "an approved status counts without event"
-    )
+    assert ev.forbidden_violations(expected, approved) == ["approved"], "an approved status counts without event"
     assert _score(EXPECTED, _outputs(events=["approved"]))["forbidden_violations"] == 0, "only listed events"
 
 
@@ -531,9 +524,7 @@ def _strip_run(document: dict[str, Any]) -> dict[str, Any]:
 def test_runs_are_deterministic_and_comparable(tmp_path: Path) -> None:
     results = tmp_path / "results"
     first = runner.run_eval(None, None, target=FakeTarget(), results_dir=results, out=io.StringIO())
-    second = runner.run_eval(
-        None, None, target=FakeTarget(), results_dir=results, out=io.StringIO(), max_concurrency=4
-    )
+    second = runner.run_eval(None, None, target=FakeTarget(), results_dir=results, out=io.StringIO(), max_concurrency=4)
     assert first["run_id"] != second["run_id"]
     assert _strip_run(first) == _strip_run(second)
     doc_a = json.loads(Path(first["results_path"]).read_text(encoding="utf-8"))
@@ -546,9 +537,7 @@ def test_runs_are_deterministic_and_comparable(tmp_path: Path) -> None:
     assert all(cell["delta"] in (0, None) for metrics in same.values() for cell in metrics.values())
     assert first["run_id"] in out.getvalue() and second["run_id"] in out.getvalue()
 
-    better = runner.run_eval(
-        "clean", None, target=FakeTarget(wrong=False), results_dir=results, out=io.StringIO()
-    )
+    better = runner.run_eval("clean", None, target=FakeTarget(wrong=False), results_dir=results, out=io.StringIO())
     out = io.StringIO()
     diff = runner.compare_runs(Path(first["results_path"]), better["run_id"], results, out=out)
     clean = diff["clean"]["exact_match"]
@@ -565,9 +554,7 @@ def test_baseline(tmp_path: Path) -> None:
     baseline = tmp_path / "baseline.json"
     assert runner.check_baseline({"datasets": {}}, baseline)[0].startswith("no baseline")
 
-    good = runner.run_eval(
-        None, None, target=FakeTarget(wrong=False), results_dir=tmp_path, out=io.StringIO()
-    )
+    good = runner.run_eval(None, None, target=FakeTarget(wrong=False), results_dir=tmp_path, out=io.StringIO())
     runner.write_baseline(good, baseline)
     recorded = json.loads(baseline.read_text(encoding="utf-8"))["datasets"]
     assert list(recorded) == ["clean", "messy", "corrections", "adversarial"]

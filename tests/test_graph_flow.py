@@ -27,9 +27,13 @@ async def test_burst_ambiguity_correction_confirm_approve(engine, seeded):
 async def test_print_demo(engine, seeded, capsys):
     co = Company(engine)
     amina, brian = seeded["amina"], seeded["brian"]
-    for msgs in [("need 20 boxes a4 paper", "and 5 toner HP", "for nairobi site by friday"),
-                 (button("pick:1:TON-CF226X", amina.wa_id),), ("make the paper 30", "also 2 staplers"),
-                 ("drop the staplers", "deliver to Mombasa instead"), (button("confirm", amina.wa_id),)]:
+    for msgs in [
+        ("need 20 boxes a4 paper", "and 5 toner HP", "for nairobi site by friday"),
+        (button("pick:1:TON-CF226X", amina.wa_id),),
+        ("make the paper 30", "also 2 staplers"),
+        ("drop the staplers", "deliver to Mombasa instead"),
+        (button("confirm", amina.wa_id),),
+    ]:
         for m in await co.turn(amina, *msgs):
             print("->", m["to"], m["type"], "\n" + m["text"], m.get("buttons") or m.get("rows") or "")
     for m in await co.turn(brian, button("reject:1:1", brian.wa_id)):

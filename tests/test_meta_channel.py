@@ -253,10 +253,7 @@ def test_message_status_examples(name: str, expected: DeliveryStatus) -> None:
         (error,) = status.errors
         assert error.code == 130472
         assert error.title == "User's number is part of an experiment"
-        assert (
-            error.details
-            == "Failed to send message because this user's phone number is part of an experiment"
-        )
+        assert error.details == "Failed to send message because this user's phone number is part of an experiment"
     else:
         assert status.errors == ()
         assert status.recipient in ("972987654321", "fowefinoewcnw")
@@ -316,9 +313,7 @@ def test_multi_entry_multi_change_multi_message_envelope() -> None:
         ),
         value(
             phone_number_id="222",
-            statuses=[
-                {"id": "wamid.OUT1", "status": "delivered", "timestamp": "1700000001", "recipient_id": "1"}
-            ],
+            statuses=[{"id": "wamid.OUT1", "status": "delivered", "timestamp": "1700000001", "recipient_id": "1"}],
         ),
         field="messages",
     )
@@ -365,9 +360,7 @@ def test_message_without_contacts_array() -> None:
 
 def test_status_without_contacts() -> None:
     payload = envelope(
-        value(
-            statuses=[{"id": "wamid.S", "status": "read", "timestamp": "1700000000", "recipient_id": "2547"}]
-        )
+        value(statuses=[{"id": "wamid.S", "status": "read", "timestamp": "1700000000", "recipient_id": "2547"}])
     )
     messages, (status,) = make_channel().parse(body_of(payload), "application/json")
     assert messages == []
@@ -656,9 +649,7 @@ async def channel(graph: GraphAPIStandIn) -> AsyncIterator[MetaCloudChannel]:
     await meta.aclose()
 
 
-async def test_long_text_is_split_at_a_paragraph_boundary(
-    channel: MetaCloudChannel, graph: GraphAPIStandIn
-) -> None:
+async def test_long_text_is_split_at_a_paragraph_boundary(channel: MetaCloudChannel, graph: GraphAPIStandIn) -> None:
     paragraphs = [(f"Paragraph {i}. " + "word " * 200).strip() for i in range(5)]  # ~1,010 chars each
     text = "\n\n".join(paragraphs)
     assert 5000 <= len(text) <= 5100
@@ -686,9 +677,7 @@ async def test_empty_text_is_refused(channel: MetaCloudChannel) -> None:
         await channel.send_text("2547", "   ")
 
 
-async def test_buttons_payload_and_title_truncation(
-    channel: MetaCloudChannel, graph: GraphAPIStandIn
-) -> None:
+async def test_buttons_payload_and_title_truncation(channel: MetaCloudChannel, graph: GraphAPIStandIn) -> None:
     wamid = await channel.send_buttons(
         "254700000001",
         "Approve PR-42: 50 bags of cement for Nakuru, USD 450?",
@@ -722,9 +711,7 @@ async def test_buttons_payload_and_title_truncation(
     }
 
 
-async def test_too_many_buttons_never_reach_the_api(
-    channel: MetaCloudChannel, graph: GraphAPIStandIn
-) -> None:
+async def test_too_many_buttons_never_reach_the_api(channel: MetaCloudChannel, graph: GraphAPIStandIn) -> None:
     with pytest.raises(ValueError):
         await channel.send_buttons("2547", "body", [(str(i), str(i)) for i in range(4)])
     assert graph.requests == []
@@ -771,9 +758,7 @@ async def test_rate_limit_code_in_a_400_is_retried(channel: MetaCloudChannel, gr
     assert [r.status for r in graph.requests] == [400, 200]
 
 
-async def test_server_errors_are_retried_then_raised(
-    channel: MetaCloudChannel, graph: GraphAPIStandIn
-) -> None:
+async def test_server_errors_are_retried_then_raised(channel: MetaCloudChannel, graph: GraphAPIStandIn) -> None:
     graph.fail_next(5, status=500, code=1)
     with pytest.raises(ChannelSendError) as caught:
         await channel.send_text("2547", "hello")
@@ -805,9 +790,7 @@ async def test_wrong_token_fails_at_once_and_is_not_logged(
     assert ACCESS_TOKEN not in str(caught.value)
 
 
-async def test_partial_multi_part_send_reports_sent_ids(
-    channel: MetaCloudChannel, graph: GraphAPIStandIn
-) -> None:
+async def test_partial_multi_part_send_reports_sent_ids(channel: MetaCloudChannel, graph: GraphAPIStandIn) -> None:
     graph.fail_next(1, status=400, code=131047, after=1)  # the first part goes out, the second fails
     with pytest.raises(ChannelSendError) as caught:
         await channel.send_text("2547", "a" * 3000 + "\n\n" + "b" * 3000)
@@ -832,9 +815,7 @@ async def test_mark_read_with_typing_indicator(channel: MetaCloudChannel, graph:
     assert graph.requests[0].response == {"success": True}
 
 
-async def test_mark_read_is_retried_on_server_error(
-    channel: MetaCloudChannel, graph: GraphAPIStandIn
-) -> None:
+async def test_mark_read_is_retried_on_server_error(channel: MetaCloudChannel, graph: GraphAPIStandIn) -> None:
     graph.fail_next(2, status=503)
     await channel.mark_read("wamid.IN1")
     assert [r.status for r in graph.requests] == [503, 503, 200]

@@ -7,11 +7,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from core.db import inbox, outbound_messages, turns
-from tests.payloads import button_reply, envelope, sign, signed, status, text_message
+from tests.payloads import envelope, sign, signed, status, text_message
 from tests.stack import ADMIN, SECRET, VERIFY, WorkerProcess, await_for, post
 
 
@@ -24,9 +23,14 @@ AMINA = "254700000001"
 
 
 async def test_get_verification(web):
-    r = httpx.get(web.url + "/webhooks/meta", params={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "12345"})
+    r = httpx.get(
+        web.url + "/webhooks/meta",
+        params={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "12345"},
+    )
     assert r.status_code == 200 and r.text == "12345"
-    r = httpx.get(web.url + "/webhooks/meta", params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"})
+    r = httpx.get(
+        web.url + "/webhooks/meta", params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}
+    )
     assert r.status_code == 403
 
 
@@ -49,7 +53,9 @@ async def test_signature_rejections_store_nothing(web, engine, fresh):
 
 
 async def test_bad_bodies(web, engine, fresh):
-    r = httpx.post(web.url + "/webhooks/meta", content=b"not json", headers={"X-Hub-Signature-256": sign(b"not json", SECRET)})
+    r = httpx.post(
+        web.url + "/webhooks/meta", content=b"not json", headers={"X-Hub-Signature-256": sign(b"not json", SECRET)}
+    )
     assert r.status_code == 400
     big = b"{" + b" " * (1_048_576 + 10) + b"}"
     r = httpx.post(web.url + "/webhooks/meta", content=big, headers={"X-Hub-Signature-256": sign(big, SECRET)})
@@ -92,8 +98,13 @@ async def test_two_workers_each_turn_once(web, worker, env, engine, graph_api, f
     second = WorkerProcess(env).start()
     try:
         await asyncio.sleep(4)  # let it boot
-        senders = [("254700000001", "help"), ("254700000002", "pending"), ("254700000006", "my requests"),
-                   ("254700000004", "help"), ("254700000005", "pending")]
+        senders = [
+            ("254700000001", "help"),
+            ("254700000002", "pending"),
+            ("254700000006", "my requests"),
+            ("254700000004", "help"),
+            ("254700000005", "pending"),
+        ]
         for s, t_ in senders:
             post(web.url, envelope([text_message(s, t_)]))
         await await_for(lambda: len(graph_api.sent_messages()) >= 5, timeout=30)
@@ -101,7 +112,9 @@ async def test_two_workers_each_turn_once(web, worker, env, engine, graph_api, f
         assert len(graph_api.sent_messages()) == 5
         assert await count(engine, turns) == 5
         async with engine.connect() as conn:
-            done = (await conn.execute(select(func.count()).select_from(turns).where(turns.c.status == "done"))).scalar_one()
+            done = (
+                await conn.execute(select(func.count()).select_from(turns).where(turns.c.status == "done"))
+            ).scalar_one()
         assert done == 5
     finally:
         second.stop()
@@ -110,21 +123,31 @@ async def test_two_workers_each_turn_once(web, worker, env, engine, graph_api, f
 async def test_status_webhook_updates_delivery_history(web, worker, engine, graph_api, fresh):
     post(web.url, envelope([text_message(AMINA, "help")]))
     await await_for(lambda: graph_api.sent_messages(), timeout=20)
+
     async def sent_id():
         async with engine.connect() as conn:
-            return (await conn.execute(select(outbound_messages.c.provider_message_id).where(outbound_messages.c.status == "sent"))).scalar()
+            return (
+                await conn.execute(
+                    select(outbound_messages.c.provider_message_id).where(outbound_messages.c.status == "sent")
+                )
+            ).scalar()
+
     pmid = await await_for(sent_id, timeout=10)
     post(web.url, envelope(statuses=[status(pmid, AMINA, "read")]))
     post(web.url, envelope(statuses=[status(pmid, AMINA, "delivered")]))  # out of order: must not go back
     async with engine.connect() as conn:
-        row = (await conn.execute(select(outbound_messages).where(outbound_messages.c.provider_message_id == pmid))).one()
+        row = (
+            await conn.execute(select(outbound_messages).where(outbound_messages.c.provider_message_id == pmid))
+        ).one()
     assert row.status == "read"
     assert [h["status"] for h in row.status_history] == ["read", "delivered"]
     # a failed status carries the error code; statuses never start a turn
     n_turns = await count(engine, turns)
     post(web.url, envelope(statuses=[status(pmid, AMINA, "failed", code=131047)]))
     async with engine.connect() as conn:
-        row = (await conn.execute(select(outbound_messages).where(outbound_messages.c.provider_message_id == pmid))).one()
+        row = (
+            await conn.execute(select(outbound_messages).where(outbound_messages.c.provider_message_id == pmid))
+        ).one()
     assert row.status == "failed" and "131047" in row.error
     await asyncio.sleep(0.5)
     assert await count(engine, turns) == n_turns

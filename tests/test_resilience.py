@@ -22,8 +22,13 @@ AMINA = "254700000001"
 @pytest.fixture
 def iso_env(database_url, redis_url, graph_api, data_dir):
     return stack_env(
-        database_url, redis_url, graph_api.url, data_dir,
-        QUEUE_NAME="procure:resilience", TURN_TIMEOUT_SECONDS=4, SWEEP_INTERVAL_SECONDS=1,
+        database_url,
+        redis_url,
+        graph_api.url,
+        data_dir,
+        QUEUE_NAME="procure:resilience",
+        TURN_TIMEOUT_SECONDS=4,
+        SWEEP_INTERVAL_SECONDS=1,
     )
 
 
@@ -66,7 +71,9 @@ async def test_worker_killed_mid_turn_resumes_from_checkpoint_one_answer(iso_env
         async def checkpoints_written():
             async with engine.connect() as conn:
                 return (
-                    await conn.execute(text("SELECT count(*) FROM checkpoints WHERE thread_id = :t"), {"t": f"meta:{AMINA}"})
+                    await conn.execute(
+                        text("SELECT count(*) FROM checkpoints WHERE thread_id = :t"), {"t": f"meta:{AMINA}"}
+                    )
                 ).scalar_one() >= 2
 
         await await_for(checkpoints_written, timeout=40)

@@ -10,18 +10,23 @@ from __future__ import annotations
 from typing import Literal
 
 from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain import Role
 
 
-class SearchCatalog(BaseModel):
+class _Args(BaseModel):
+    # Unknown arguments (e.g. an injected "user_id" or "role") make the whole call invalid.
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchCatalog(_Args):
     """Search the company catalogue by words, name or SKU; returns up to 5 items with SKU, unit and price."""
 
     query: str = Field(description="what to look for, e.g. 'hp toner' or 'cement'", max_length=200)
 
 
-class AddLine(BaseModel):
+class AddLine(_Args):
     """Add a line to the draft."""
 
     sku: str | None = Field(description="catalogue SKU, or null for a free-text item", max_length=64)
@@ -30,7 +35,7 @@ class AddLine(BaseModel):
     unit: str = Field(description="unit of measure, the catalogue unit when sku is given", max_length=20)
 
 
-class UpdateLine(BaseModel):
+class UpdateLine(_Args):
     """Change a draft line's quantity, unit or item."""
 
     line_number: int = Field(ge=1, le=50, description="1-based line number in the draft")
@@ -39,25 +44,25 @@ class UpdateLine(BaseModel):
     sku: str | None = Field(default=None, max_length=64)
 
 
-class RemoveLine(BaseModel):
+class RemoveLine(_Args):
     """Remove a draft line."""
 
     line_number: int = Field(ge=1, le=50, description="1-based line number in the draft")
 
 
-class SetSite(BaseModel):
+class SetSite(_Args):
     """Set the delivery site (one of the known sites)."""
 
     site: str = Field(max_length=100)
 
 
-class SetNeededBy(BaseModel):
+class SetNeededBy(_Args):
     """Set the date the goods are needed by."""
 
     date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date YYYY-MM-DD")
 
 
-class AskClarification(BaseModel):
+class AskClarification(_Args):
     """Ask the person for something the message leaves open."""
 
     kind: Literal["clarify_item", "quantity", "site", "needed_by", "unknown_item", "not_a_request"]
@@ -92,7 +97,10 @@ def tools_for(role: Role) -> list[BaseTool]:
     """LangChain tool definitions (name, description, args schema) bound for ``role``."""
     return [
         StructuredTool.from_function(
-            func=_not_callable, name=name, description=(SCHEMAS[name].__doc__ or name).strip(), args_schema=SCHEMAS[name]
+            func=_not_callable,
+            name=name,
+            description=(SCHEMAS[name].__doc__ or name).strip(),
+            args_schema=SCHEMAS[name],
         )
         for name in ROLE_TOOLS[role]
     ]

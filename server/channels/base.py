@@ -531,9 +531,7 @@ def _split(text: str, limit: int, level: int) -> list[str]:
         return [text]
     if level == len(_LEVELS):
         # One unbreakable run (a URL, a long number): cut hard, the only option left.
-        return [
-            text[i : i + limit].strip() for i in range(0, len(text), limit) if text[i : i + limit].strip()
-        ]
+        return [text[i : i + limit].strip() for i in range(0, len(text), limit) if text[i : i + limit].strip()]
     pattern, glue = _LEVELS[level]
     pieces = [p.strip() for p in pattern.split(text) if p.strip()]
     if len(pieces) <= 1:

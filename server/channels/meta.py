@@ -157,9 +157,7 @@ class MetaCloudChannel(Channel):
         self._max_media_bytes = max_media_bytes
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, http_client: httpx.AsyncClient | None = None
-    ) -> MetaCloudChannel:
+    def from_settings(cls, settings: Settings, http_client: httpx.AsyncClient | None = None) -> MetaCloudChannel:
         """Build the channel from the process settings (``META_*``)."""
         return cls(
             app_secret=settings.META_APP_SECRET.get_secret_value(),
@@ -281,9 +279,7 @@ class MetaCloudChannel(Channel):
                 self._parse_value(value, messages, statuses)
         return messages, statuses
 
-    def _parse_value(
-        self, value: dict[str, Any], messages: list[InboundMessage], statuses: list[StatusUpdate]
-    ) -> None:
+    def _parse_value(self, value: dict[str, Any], messages: list[InboundMessage], statuses: list[StatusUpdate]) -> None:
         metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
         business_id = _str(metadata.get("phone_number_id")) if metadata else None
         by_wa_id: dict[str, dict[str, Any]] = {}
@@ -490,9 +486,7 @@ class MetaCloudChannel(Channel):
             raise ChannelSendError("media lookup returned no URL", retryable=False)
         size = meta.get("file_size")
         if isinstance(size, int) and size > self._max_media_bytes:
-            raise ChannelSendError(
-                f"media is {size} bytes; the limit is {self._max_media_bytes}", retryable=False
-            )
+            raise ChannelSendError(f"media is {size} bytes; the limit is {self._max_media_bytes}", retryable=False)
         content, content_type = await self._with_retries("media download", lambda: self._fetch_bytes(url))
         mime = _str(meta.get("mime_type")) or content_type or "application/octet-stream"
         return content, mime
@@ -523,9 +517,7 @@ class MetaCloudChannel(Channel):
         except (KeyError, IndexError, TypeError):
             wamid = None
         if not isinstance(wamid, str) or not wamid:
-            raise ChannelSendError(
-                "send answered without messages[0].id", retryable=False, delivery_unknown=True
-            )
+            raise ChannelSendError("send answered without messages[0].id", retryable=False, delivery_unknown=True)
         return wamid
 
     async def _json_call(
@@ -540,9 +532,7 @@ class MetaCloudChannel(Channel):
     ) -> dict[str, Any]:
         async def attempt() -> dict[str, Any]:
             try:
-                response = await self._client.request(
-                    method, url, json=payload, params=params, headers=self._auth
-                )
+                response = await self._client.request(method, url, json=payload, params=params, headers=self._auth)
             except httpx.TransportError as exc:
                 raise _transport_error(exc, what, idempotent) from exc
             _raise_for_meta_error(response, what)
@@ -572,9 +562,7 @@ class MetaCloudChannel(Channel):
                 async for chunk in response.aiter_bytes():
                     total += len(chunk)
                     if total > self._max_media_bytes:
-                        raise ChannelSendError(
-                            f"media download exceeds {self._max_media_bytes} bytes", retryable=False
-                        )
+                        raise ChannelSendError(f"media download exceeds {self._max_media_bytes} bytes", retryable=False)
                     chunks.append(chunk)
                 return b"".join(chunks), response.headers.get("content-type")
         except httpx.TransportError as exc:

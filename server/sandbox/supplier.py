@@ -509,9 +509,7 @@ class ShopState:
             del self._carts[email]
             return order
 
-    def orders(
-        self, email: str | None = None, po_query: str | None = None, exact: bool = False
-    ) -> list[ShopOrder]:
+    def orders(self, email: str | None = None, po_query: str | None = None, exact: bool = False) -> list[ShopOrder]:
         """Recorded orders, oldest first.
 
         Args:
@@ -526,11 +524,7 @@ class ShopState:
             found = [o for o in found if o.account == email]
         if po_query:
             q = po_query.strip().casefold()
-            found = [
-                o
-                for o in found
-                if (o.po_reference.casefold() == q if exact else q in o.po_reference.casefold())
-            ]
+            found = [o for o in found if (o.po_reference.casefold() == q if exact else q in o.po_reference.casefold())]
         return found
 
     def order(self, email: str, number: str) -> ShopOrder | None:
