@@ -202,9 +202,9 @@ def exact_request_match(expected: Mapping[str, Any], outputs: Any) -> bool:
     if scores.expected == 0 and scores.actual == 0:
         return True
     request = result_request(outputs) or {}
-    return _site(request.get("site")) == _site(expected.get("site")) and _day(
-        request.get("needed_by")
-    ) == _day(expected.get("needed_by"))
+    return _site(request.get("site")) == _site(expected.get("site")) and _day(request.get("needed_by")) == _day(
+        expected.get("needed_by")
+    )
 
 
 def asked_kinds(outputs: Any) -> set[str]:

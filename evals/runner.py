@@ -121,9 +121,7 @@ def load_dataset(name: str, datasets_dir: Path = DATASETS_DIR) -> list[dict[str,
     return sorted(conversations, key=lambda c: str(c["id"]))
 
 
-def load_datasets(
-    dataset: str | None = None, datasets_dir: Path = DATASETS_DIR
-) -> dict[str, list[dict[str, Any]]]:
+def load_datasets(dataset: str | None = None, datasets_dir: Path = DATASETS_DIR) -> dict[str, list[dict[str, Any]]]:
     """All suites (``dataset=None``) or one, by name, in table order."""
     names = DATASET_NAMES if dataset is None else (dataset,)
     return {name: load_dataset(name, datasets_dir) for name in names}
@@ -153,9 +151,7 @@ def _offline_examples(name: str, conversations: Sequence[Mapping[str, Any]]) -> 
     ]
 
 
-def _sync_langsmith_dataset(
-    client: Client, name: str, conversations: Sequence[Mapping[str, Any]]
-) -> list[Example]:
+def _sync_langsmith_dataset(client: Client, name: str, conversations: Sequence[Mapping[str, Any]]) -> list[Example]:
     """Create or update LangSmith dataset ``procure-eval-<name>`` so it holds these conversations.
 
     Examples keep stable ids (uuid5 of the conversation id); changed ones are updated, new ones created, and
@@ -174,9 +170,7 @@ def _sync_langsmith_dataset(
         metadata = {"dataset": name, "conversation_id": c["id"]}
         old = existing.get(example_id)
         if old is None:
-            creates.append(
-                {"id": example_id, "inputs": inputs, "reference_outputs": expected, "metadata": metadata}
-            )
+            creates.append({"id": example_id, "inputs": inputs, "reference_outputs": expected, "metadata": metadata})
         elif old.inputs != inputs or old.outputs != expected:
             updates.append({"id": example_id, "inputs": inputs, "outputs": expected, "metadata": metadata})
     if creates:
@@ -233,9 +227,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _make_predict(
-    target: Target, model: str | None, loop: _LoopThread
-) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _make_predict(target: Target, model: str | None, loop: _LoopThread) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def predict(inputs: dict[str, Any]) -> dict[str, Any]:
         result = target(copy.deepcopy(inputs["conversation"]), model=model)
         if inspect.isawaitable(result):
@@ -322,9 +314,7 @@ def _evaluate_dataset(
 ) -> list[dict[str, Any]]:
     """Evaluate one dataset; one record per conversation, sorted by id."""
     examples = (
-        _sync_langsmith_dataset(client, name, conversations)
-        if upload
-        else _offline_examples(name, conversations)
+        _sync_langsmith_dataset(client, name, conversations) if upload else _offline_examples(name, conversations)
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*upload_results.*")
@@ -478,14 +468,10 @@ def run_eval(
     return summary
 
 
-def _write_results(
-    summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], results_dir: Path
-) -> Path:
+def _write_results(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], results_dir: Path) -> Path:
     if not results_dir.exists():
         results_dir.mkdir(parents=True)
-        (results_dir / ".gitignore").write_text(
-            "# evaluation results are run artefacts\n*\n", encoding="utf-8"
-        )
+        (results_dir / ".gitignore").write_text("# evaluation results are run artefacts\n*\n", encoding="utf-8")
     document = {
         **summary,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -531,8 +517,7 @@ def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [
         "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in [list(header), *rows]
     ]
@@ -546,9 +531,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
         [name, *(_fmt(key, metrics.get(key)) for key, _ in _TABLE_COLUMNS)]
         for name, metrics in [*summary["datasets"].items(), ("all", summary["overall"])]
     ]
-    title = (
-        f"run {summary.get('run_id')}  model={summary.get('model')}  prompt={summary.get('prompt_version')}"
-    )
+    title = f"run {summary.get('run_id')}  model={summary.get('model')}  prompt={summary.get('prompt_version')}"
     return title + "\n" + _render(["dataset", *(label for _, label in _TABLE_COLUMNS)], rows)
 
 
@@ -634,9 +617,7 @@ def write_baseline(summary: Mapping[str, Any], path: Path = BASELINE_PATH) -> di
             "prompt_version": summary.get("prompt_version"),
         }
     order = {name: i for i, name in enumerate(DATASET_NAMES)}
-    document = {
-        "datasets": dict(sorted(datasets.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
-    }
+    document = {"datasets": dict(sorted(datasets.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return document
@@ -649,9 +630,7 @@ def check_baseline(summary: Mapping[str, Any], baseline_path: Path = BASELINE_PA
     """
     baseline_path = Path(baseline_path)
     if not baseline_path.is_file():
-        return [
-            f"no baseline at {baseline_path}: record one with `procure eval --model none --update-baseline`"
-        ]
+        return [f"no baseline at {baseline_path}: record one with `procure eval --model none --update-baseline`"]
     recorded = json.loads(baseline_path.read_text(encoding="utf-8")).get("datasets", {})
     failures = []
     for name, metrics in summary["datasets"].items():
@@ -683,17 +662,13 @@ def _default_model() -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``procure eval`` / ``python -m evals.runner``."""
     parser = argparse.ArgumentParser(prog="procure eval", description="Evaluate the conversation agent.")
-    parser.add_argument(
-        "--dataset", metavar="NAME", help=f"one dataset ({', '.join(DATASET_NAMES)}); default all"
-    )
+    parser.add_argument("--dataset", metavar="NAME", help=f"one dataset ({', '.join(DATASET_NAMES)}); default all")
     parser.add_argument(
         "--model", metavar="MODEL|none", help="chat model to evaluate; 'none' = no LLM; default LLM_MODEL"
     )
     parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two result files")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--check-baseline", action="store_true", help="fail if exact match dropped below baseline"
-    )
+    group.add_argument("--check-baseline", action="store_true", help="fail if exact match dropped below baseline")
     group.add_argument("--update-baseline", action="store_true", help="record this run as the baseline")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where run results are written")
     parser.add_argument("--baseline", type=Path, default=BASELINE_PATH, help="baseline file")
@@ -708,9 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         compare_runs(args.compare[0], args.compare[1], args.results_dir)
         return 0
     model = _parse_model(args.model) if args.model is not None else _default_model()
-    summary = run_eval(
-        args.dataset, model, results_dir=args.results_dir, max_concurrency=args.max_concurrency
-    )
+    summary = run_eval(args.dataset, model, results_dir=args.results_dir, max_concurrency=args.max_concurrency)
     if args.update_baseline:
         write_baseline(summary, args.baseline)
         print(f"baseline updated: {args.baseline}")

@@ -6,7 +6,9 @@ texts, ids, amounts as strings, and storage keys for media. Media bytes and raw 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict  # pydantic (LangGraph API schemas) needs it on Python < 3.12
 
 #: Hard cap on the stored conversation window (the LLM sees the last ``CONTEXT_WINDOW_MESSAGES`` of it).
 WINDOW_CAP = 40
@@ -62,6 +64,7 @@ class ApprovalState(TypedDict, total=False):
     Fields:
         request_id: the purchase request.
         revision: the revision being approved.
+        approver_id: the assigned approver (admins may also answer).
         decision: the resumed answer, ``{"decision": "approve"|"reject"|"superseded", "by": user id, "reason"}``.
         outcome: what applying the decision gave (``ok``, ``stale``...).
         outbound: notifications to send (approver's buttons before the interrupt, outcomes after it).
@@ -70,6 +73,7 @@ class ApprovalState(TypedDict, total=False):
 
     request_id: int
     revision: int
+    approver_id: int | None
     decision: dict[str, Any] | None
     outcome: str | None
     outbound: list[dict[str, Any]]

@@ -50,6 +50,32 @@ def add_lines(draft: dict[str, Any] | None, new: list[Line]) -> dict[str, Any]:
     return with_lines(draft, lines)
 
 
+ADDITIVE_CUES = ("add", "also", "more", "plus", "another", "extra", "additional", "ongeza", "zaidi")
+
+
+def merge_lines(draft: dict[str, Any] | None, new: list[Line], *, additive: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fold newly read lines into the draft: a line for a SKU already there is a correction.
+
+    With ``additive`` (the message said "add", "also", "more"...) the quantities add up; otherwise the new
+    quantity replaces the old one ("sugar 6 packs" after "4 packs of sugar"). Other lines are appended.
+
+    Returns:
+        The new draft and a change log for the audit.
+    """
+    lines = lines_of(draft)
+    log: list[dict[str, Any]] = []
+    for ln in new:
+        same = next((x for x in lines if ln.sku and x.sku == ln.sku and x.unit == ln.unit), None)
+        if same is None:
+            lines.append(ln)
+            log.append({"op": "add", "after": ln.to_dict()})
+            continue
+        before = same.to_dict()
+        same.quantity = same.quantity + ln.quantity if additive else ln.quantity
+        log.append({"op": "add_quantity" if additive else "set_quantity", "before": before, "after": same.to_dict()})
+    return with_lines(draft, lines), log
+
+
 def set_field(draft: dict[str, Any] | None, **values: Any) -> dict[str, Any]:
     """Copy of ``draft`` with top-level fields set (dates as ISO strings)."""
     d = copy.deepcopy(draft) if draft else empty_draft()

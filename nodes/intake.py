@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -79,7 +80,15 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
         # without a model they stay as free-text lines and the person is asked about them.
         result.lines = [ln for ln in result.lines if not (ln.sku is None and not ln.candidates)]
         update["unresolved"] = [*(state.get("unresolved") or []), text]
-    new_draft = D.add_lines(draft, result.lines) if result.lines else (draft or D.empty_draft())
+    if result.lines and lines:
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        new_draft, log = D.merge_lines(draft, result.lines, additive=bool(words & set(D.ADDITIVE_CUES)))
+        if any(entry["op"] != "add" for entry in log):
+            await record(runtime, "draft.edited", msg=msg, details={"changes": log})
+    elif result.lines:
+        new_draft = D.add_lines(draft, result.lines)
+    else:
+        new_draft = draft or D.empty_draft()
     if not result.lines and not result.site and not result.needed_by:
         return update
     if result.site:

@@ -196,19 +196,20 @@ async def call_model(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
                 raise RefusedToolCall("model returned no message")
             try:
                 calls = validate_calls(reply, allowed)
+                searches = [c for c in calls if c[0] == "search_catalog"]
+                if searches and len(searches) == len(calls) and calls_made < MAX_CALLS_PER_TURN:
+                    await _record_usage(ctx, reply, "ok", state)
+                    messages.append(reply)
+                    for _, a, cid in searches:
+                        found = ctx.catalog.search(a.query, limit=5) if ctx.catalog else []
+                        rows = "\n".join(f"{i.sku} | {i.name} | {i.unit} | {i.unit_price}" for i, _s in found)
+                        messages.append(ToolMessage(rows or "(no match)", tool_call_id=cid))
+                    continue
+                new_draft, asked = apply_calls(state.get("draft"), calls, ctx, today)
             except RefusedToolCall:
                 await _record_usage(ctx, reply, "refused", state)
                 raise
             await _record_usage(ctx, reply, "ok", state)
-            searches = [c for c in calls if c[0] == "search_catalog"]
-            if searches and len(searches) == len(calls) and calls_made < MAX_CALLS_PER_TURN:
-                messages.append(reply)
-                for _, a, cid in searches:
-                    found = ctx.catalog.search(a.query, limit=5) if ctx.catalog else []
-                    rows = "\n".join(f"{i.sku} | {i.name} | {i.unit} | {i.unit_price}" for i, _s in found)
-                    messages.append(ToolMessage(rows or "(no match)", tool_call_id=cid))
-                continue
-            new_draft, asked = apply_calls(state.get("draft"), calls, ctx, today)
             break
     except (RefusedToolCall, ValueError) as exc:
         log.warning("LLM reply refused: %s", exc)

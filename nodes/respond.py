@@ -90,6 +90,9 @@ async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str,
     if (state.get("unresolved") or []) and not state.get("show_summary") and state.get("llm_calls", 0) == 0:
         notes.append(t("not_understood"))
 
+    if draft and not draft.get("site") and ctx.user is not None and ctx.user.site:
+        # The person's usual site is the default; they can still say "deliver to Mombasa instead".
+        draft = D.set_field(draft, site=ctx.user.site)
     if draft and state.get("show_summary"):
         lines = D.lines_of(draft)
         nb = D.needed_by_of(draft)
@@ -120,4 +123,7 @@ async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str,
     if notes:
         outbound.append(text_msg(to, "\n\n".join(notes)))
     window = [{"role": "assistant", "text": m["text"][:500]} for m in outbound if m.get("to") == to]
-    return {"outbound": outbound, "missing": missing, "questions": questions, "notes": [], "window": window}
+    update: dict[str, Any] = {"outbound": outbound, "missing": missing, "questions": questions, "notes": [], "window": window}
+    if draft is not state.get("draft"):
+        update["draft"] = draft
+    return update

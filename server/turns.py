@@ -30,7 +30,7 @@ from core.db import inbox, turns
 from core.repo import get_user
 from graphs.context import Context
 from nodes.compose import t, text_msg
-from server import outbox
+from server import outbox, tracing
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,8 @@ class TurnRunner:
             await finish_turn(s.engine, turn_id, status="done", error="unknown sender")
             return
         ctx = await self.context_for(provider, chat_id, user, turn_id)
-        config = {"configurable": {"thread_id": f"{provider}:{chat_id}"}, "recursion_limit": 200}
+        trace = await tracing.turn_config("procurement", ctx, thread_id=f"{provider}:{chat_id}", settings=s.settings)
+        config = {**trace, "configurable": {"thread_id": f"{provider}:{chat_id}"}, "recursion_limit": 200}
         started = time.perf_counter()
         snapshot = await self.procurement.aget_state(config)
         values = snapshot.values or {}
@@ -323,7 +324,8 @@ class TurnRunner:
         kind = effect["type"]
         if kind in ("start_approval", "resume_approval"):
             thread = approval_thread_id(effect["request_id"], effect["revision"])
-            cfg = {"configurable": {"thread_id": thread}}
+            trace = await tracing.turn_config("approval", ctx, thread_id=thread, request_id=effect["request_id"])
+            cfg = {**trace, "configurable": {"thread_id": thread}}
             snap = await self.approval.aget_state(cfg)
             if kind == "start_approval":
                 if not snap.values:

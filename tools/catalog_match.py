@@ -83,6 +83,13 @@ def singular(word: str) -> str:
     return word
 
 
+_SIZE_UNITS = {
+    "g": "g", "gr": "g", "gram": "g", "grams": "g", "kg": "kg", "kgs": "kg", "ml": "ml", "l": "l", "ltr": "l",
+    "litre": "l", "litres": "l", "liter": "l", "liters": "l", "gb": "gb", "mm": "mm", "cm": "cm",
+}  # fmt: skip
+_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_SIZE_UNITS, key=len, reverse=True)) + r")\b")
+
+
 def tokens(text: str) -> list[str]:
     """Normalise text into matching tokens.
 
@@ -95,7 +102,10 @@ def tokens(text: str) -> list[str]:
     Returns:
         The tokens, in order (may be empty).
     """
-    s = _KEEP_PUNCT.sub(lambda m: "\x00" if m.group(1) == "." else "\x01", text.lower())
+    # "500 g", "500g" and "500 grams" are one size token ("500g") on both sides, so a size in a query counts as
+    # the item's code instead of excluding it.
+    text = _SIZE.sub(lambda m: m.group(1) + _SIZE_UNITS[m.group(2)], text.lower())
+    s = _KEEP_PUNCT.sub(lambda m: "\x00" if m.group(1) == "." else "\x01", text)
     s = re.sub(r"[^a-z0-9\x00\x01]+", " ", s).replace("\x00", ".").replace("\x01", "/")
     return [singular(t) for t in s.split() if t not in STOPWORDS]
 

@@ -86,9 +86,7 @@ _FILLER_PHRASES: tuple[tuple[str, ...], ...] = tuple(
 )  # fmt: skip
 _SPLIT_WORDS = frozenset({"and", "plus", "also"})
 # A number right after these names a model, not a quantity ("hp 26" is a toner family).
-_MODEL_WORDS = frozenset(
-    {"hp", "canon", "epson", "brother", "samsung", "kyocera", "model", "size", "type", "y"}
-)
+_MODEL_WORDS = frozenset({"hp", "canon", "epson", "brother", "samsung", "kyocera", "model", "size", "type", "y"})
 # A number right before these is a specification ("4 inch nails", "2.5 mm2 cable").
 _SPEC_WORDS = frozenset(
     {"inch", "inches", "mm", "mm2", "gsm", "gb", "tb", "mb", "ply", "v", "volt", "volts", "w", "watt",
@@ -112,13 +110,7 @@ _BULLET_RE = re.compile(r"^\s*(?:[-*\u2022\u00b7>]+|\(?[a-z]\)|\d+[.)])\s+", re.
 
 def _prepare(text: str) -> str:
     """Lower-case and unify punctuation that matters: bullets, multiplication signs, thousands separators."""
-    s = (
-        text.lower()
-        .replace("\u2019", "'")
-        .replace("\u00d7", " x ")
-        .replace("&", " and ")
-        .replace("+", " and ")
-    )
+    s = text.lower().replace("\u2019", "'").replace("\u00d7", " x ").replace("&", " and ").replace("+", " and ")
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)  # 1,000 -> 1000
     s = s.replace("\u2022", "\n- ").replace("\u2013", " - ").replace("\u2014", " - ")
     return s
@@ -377,9 +369,7 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
     pieces: list[list[str]] = [[]]
     for k, t in enumerate(toks):
         # Swahili "na" (and), except inside a number ("kumi na mbili" = 12)
-        swahili_and = t == "na" and not (
-            k > 0 and _SWAHILI.get(toks[k - 1], 0) % 10 == 0 and toks[k - 1] in _SWAHILI
-        )
+        swahili_and = t == "na" and not (k > 0 and _SWAHILI.get(toks[k - 1], 0) % 10 == 0 and toks[k - 1] in _SWAHILI)
         # "one hundred and fifty" is one number
         in_number = k > 0 and toks[k - 1] in ("hundred", "thousand") and _number_word(toks, k + 1) is not None
         if (t in _SPLIT_WORDS and not in_number) or swahili_and:
@@ -410,12 +400,8 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
 # Sites and dates
 # ----------------------------------------------------------------------------------------------------------
 
-_SITE_BEFORE = frozenset(
-    {"for", "to", "at", "in", "the", "deliver", "delivery", "send", "sent", "ship", "site"}
-)
-_SITE_AFTER = frozenset(
-    {"site", "office", "branch", "project", "warehouse", "store", "depot", "yard", "plant"}
-)
+_SITE_BEFORE = frozenset({"for", "to", "at", "in", "the", "deliver", "delivery", "send", "sent", "ship", "site"})
+_SITE_AFTER = frozenset({"site", "office", "branch", "project", "warehouse", "store", "depot", "yard", "plant"})
 
 
 def _blank(text: str, start: int, end: int) -> str:
@@ -481,9 +467,7 @@ _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("weekday", re.compile(rf"{_PREP}\b(?:(?:next|this|coming)\s+)?(?:{_WEEKDAYS})\b")),
     (
         "daymonth",
-        re.compile(
-            rf"{_PREP}\b(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?\s+(?:{_MONTHS})\b(?:\s+\d{{4}})?"
-        ),
+        re.compile(rf"{_PREP}\b(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?\s+(?:{_MONTHS})\b(?:\s+\d{{4}})?"),
     ),
     ("monthday", re.compile(rf"{_PREP}\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?")),
     ("nth", re.compile(rf"{_PREP}\b(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)\b")),
@@ -784,9 +768,7 @@ _CLAUSE_STARTS = frozenset(
      "decrease", "raise", "lower", "swap", "switch", "replace", "only", "just", "we", "i", "don't", "dont"}
 )  # fmt: skip
 _REF_PRONOUNS = frozenset({"it", "that", "this", "them", "those", "these", "one", "same", "quantity", "qty"})
-_REMOVE_TAIL = frozenset(
-    {"anymore", "any", "more", "please", "pls", "from", "list", "order", "request", "the"}
-)
+_REMOVE_TAIL = frozenset({"anymore", "any", "more", "please", "pls", "from", "list", "order", "request", "the"})
 
 
 def _line_items(line: Line, catalog: CatalogIndex) -> list[CatalogItem]:
@@ -849,9 +831,7 @@ def _edit_remove(toks: list[str], draft: list[Line], catalog: CatalogIndex) -> l
     if ref is None:
         # "the pens are not needed", "toner cancelled"
         tail = " ".join(toks)
-        m = re.match(
-            r"(.+?)\s+(?:is\s+|are\s+)?(?:not\s+needed|no\s+longer\s+needed|cancelled|canceled)$", tail
-        )
+        m = re.match(r"(.+?)\s+(?:is\s+|are\s+)?(?:not\s+needed|no\s+longer\s+needed|cancelled|canceled)$", tail)
         if not m:
             return None
         ref = m.group(1).split()
@@ -863,9 +843,7 @@ def _edit_remove(toks: list[str], draft: list[Line], catalog: CatalogIndex) -> l
     return None if index is None else [Edit("remove", index=index)]
 
 
-def _edit_quantity(
-    toks: list[str], draft: list[Line], catalog: CatalogIndex, soft: bool
-) -> list[Edit] | None:
+def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, soft: bool) -> list[Edit] | None:
     words = list(toks)
     cue = bool(words) and words[0] in _SET_CUES
     be = "should" in words or "=" in words  # "paper should be 30"
@@ -887,9 +865,7 @@ def _edit_quantity(
     qty = _quantity_in(words, catalog)
     if qty is None:
         return None
-    ref = [
-        t for t in words[: qty.start] + words[qty.end :] if t not in ("to", "=", "into", "be", "should", "is")
-    ]
+    ref = [t for t in words[: qty.start] + words[qty.end :] if t not in ("to", "=", "into", "be", "should", "is")]
     ref = [t for t in ref if t not in ("down", "up")]
     if ref:
         index = _line_index(ref, draft, catalog)
@@ -904,9 +880,7 @@ def _edit_quantity(
     return [Edit("set_quantity", index=index, line=line)]
 
 
-def _edit_add(
-    toks: list[str], draft: list[Line], catalog: CatalogIndex, inherited: bool
-) -> list[Edit] | None:
+def _edit_add(toks: list[str], draft: list[Line], catalog: CatalogIndex, inherited: bool) -> list[Edit] | None:
     rest = _strip_cue(toks, _ADD_CUES)
     if rest is None:
         if not inherited:
@@ -1003,9 +977,7 @@ def _clauses(text: str) -> list[list[str]]:
         for k, t in enumerate(toks):
             nxt = toks[k + 1] if k + 1 < len(toks) else ""
             # "paper 30 and toner 4": both sides carry a number
-            numbers = any(_NUM_RE.fullmatch(u) for u in current) and any(
-                _NUM_RE.fullmatch(u) for u in toks[k + 1 :]
-            )
+            numbers = any(_NUM_RE.fullmatch(u) for u in current) and any(_NUM_RE.fullmatch(u) for u in toks[k + 1 :])
             if t == "and" and current and (nxt in _CLAUSE_STARTS or numbers or _number_at(toks, k + 1)):
                 out.append(current)
                 current = []
