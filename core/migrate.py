@@ -46,20 +46,21 @@ def upgrade(database_url: str) -> None:
         try:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             command.upgrade(alembic_config(database_url), "head")
-            asyncio.run(setup_checkpointer(database_url)) if not _loop_running() else None
+            _setup_checkpointer_sync(database_url)
         finally:
             conn.execute("SELECT pg_advisory_unlock(4242)")
 
 
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        return False
+def _setup_checkpointer_sync(database_url: str) -> None:
+    """LangGraph's checkpoint tables over a synchronous connection (works inside or outside an event loop)."""
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(libpq_url(database_url), autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
+        PostgresSaver(conn).setup()
 
 
 async def aupgrade(database_url: str) -> None:
     """Async form of :func:`upgrade` for code already inside an event loop."""
     await asyncio.to_thread(upgrade, database_url)
-    await setup_checkpointer(database_url)

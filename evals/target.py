@@ -46,6 +46,7 @@ class _Env:
         self.engine: Any = None
         self.catalog: Any = None
         self.settings: Any = None
+        self.url: str = ""
 
     async def setup(self) -> None:
         if self.ready:
@@ -68,6 +69,7 @@ class _Env:
         with psycopg.connect(svc.database_url, autocommit=True) as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'procure_eval'").fetchone():
                 conn.execute("CREATE DATABASE procure_eval")
+        self.url = url
         await asyncio.to_thread(upgrade, url)
         self.engine = make_engine(url, pool_size=2)
         await import_catalog(self.engine, CATALOG)
@@ -117,8 +119,16 @@ async def run_conversation(conversation: dict[str, Any], *, model: str | None = 
         # Offline (no LANGSMITH_API_KEY): the graphs' own runs must not be traced, or LangChain's tracer would
         # try to post them. With a key, they are traced as children of the experiment's runs.
         enabled = bool(_env.settings.LANGSMITH_API_KEY)
-        with tracing_context(enabled=enabled) if not enabled else _nullcontext():
-            return await _run(conversation, model)
+        import psycopg
+
+        # Another process may be evaluating on the same database: take turns (session advisory lock).
+        async with await psycopg.AsyncConnection.connect(_env.url, autocommit=True) as lock_conn:
+            await lock_conn.execute("SELECT pg_advisory_lock(774411)")
+            try:
+                with tracing_context(enabled=enabled) if not enabled else _nullcontext():
+                    return await _run(conversation, model)
+            finally:
+                await lock_conn.execute("SELECT pg_advisory_unlock(774411)")
 
 
 class _nullcontext:

@@ -58,7 +58,10 @@ async def prepare_approval(state: dict[str, Any], runtime: Runtime[Context]) -> 
     ]
     to = req.approver.wa_id
     if len(body) > 1024:
-        return {"approver_id": req.approver.id, "outbound": [text_msg(to, body), buttons_msg(to, f"Approve {req.number}?", buttons)]}
+        return {
+            "approver_id": req.approver.id,
+            "outbound": [text_msg(to, body), buttons_msg(to, f"Approve {req.number}?", buttons)],
+        }
     return {"approver_id": req.approver.id, "outbound": [buttons_msg(to, body, buttons)]}
 
 

@@ -53,7 +53,9 @@ def add_lines(draft: dict[str, Any] | None, new: list[Line]) -> dict[str, Any]:
 ADDITIVE_CUES = ("add", "also", "more", "plus", "another", "extra", "additional", "ongeza", "zaidi")
 
 
-def merge_lines(draft: dict[str, Any] | None, new: list[Line], *, additive: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def merge_lines(
+    draft: dict[str, Any] | None, new: list[Line], *, additive: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Fold newly read lines into the draft: a line for a SKU already there is a correction.
 
     With ``additive`` (the message said "add", "also", "more"...) the quantities add up; otherwise the new

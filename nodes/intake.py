@@ -30,6 +30,15 @@ _MEDIA_NAMES = {
 }
 
 
+# Request numbers and phone numbers are identifiers, never quantities ("PR-7", "+254 711 000 111").
+_IDENTIFIERS = re.compile(r"\bpr[-\s#]?\d{1,9}\b|\+?\d[\d\s-]{8,}\d", re.IGNORECASE)
+
+
+def for_extraction(text: str) -> str:
+    """The message with request numbers and phone numbers blanked out before rules read quantities."""
+    return _IDENTIFIERS.sub(" ", text)
+
+
 def _today(msg: dict[str, Any], ctx: Context) -> date:
     return message_time(msg, ctx).date()
 
@@ -42,7 +51,8 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
     """
     ctx = runtime.context
     msg, pending = current(state)
-    text = msg.get("text") or ""
+    raw_text = msg.get("text") or ""
+    text = for_extraction(raw_text)
     now = message_time(msg, ctx)
     draft = state.get("draft")
     lines = D.lines_of(draft)
@@ -72,14 +82,14 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
 
     result = extract(text, ctx.catalog, now=now, sites=sites)
     if not result.lines and not result.site and not result.needed_by:
-        update["unresolved"] = [*(state.get("unresolved") or []), text]
+        update["unresolved"] = [*(state.get("unresolved") or []), raw_text]
         return update
     unknown = [ln for ln in result.lines if ln.sku is None and not ln.candidates]
     if unknown and ctx.chat_model is not None:
         # Items the catalogue rules could not place go to the LLM (which sees the draft and the catalogue);
         # without a model they stay as free-text lines and the person is asked about them.
         result.lines = [ln for ln in result.lines if not (ln.sku is None and not ln.candidates)]
-        update["unresolved"] = [*(state.get("unresolved") or []), text]
+        update["unresolved"] = [*(state.get("unresolved") or []), raw_text]
     if result.lines and lines:
         words = set(re.findall(r"[a-z]+", text.lower()))
         new_draft, log = D.merge_lines(draft, result.lines, additive=bool(words & set(D.ADDITIVE_CUES)))

@@ -32,7 +32,13 @@ from tools.units import convert
 log = logging.getLogger(__name__)
 MAX_CALLS_PER_TURN = 2
 #: Each window message is cut to this many characters for the model (keeps a full window within budget).
-WINDOW_CHARS = 160
+WINDOW_CHARS = 100
+#: At most this many unresolved texts of at most this many characters go to the model.
+UNRESOLVED_MAX, UNRESOLVED_CHARS = 2, 200
+#: At most this many draft lines are shown to the model (a longer draft is shown by its first lines).
+DRAFT_LINES_MAX = 10
+#: Documented prompt budget: tokens (o200k_base) of the largest intake prompt, system + context + tool schemas.
+PROMPT_TOKEN_BUDGET = 1500
 
 
 class RefusedToolCall(ValueError):
@@ -41,16 +47,19 @@ class RefusedToolCall(ValueError):
 
 def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[BaseMessage]:
     """The model input: static system prompt, then the recent window and the draft as one human message."""
-    window = (state.get("window") or [])[-ctx.context_window :]
-    convo = "\n".join(f"{m['role']}: {m['text'][:WINDOW_CHARS]}" for m in window)
+    # The person's own words only: our replies are templates whose content the DRAFT section already carries.
+    window = [m for m in (state.get("window") or [])[-ctx.context_window :] if m.get("role") == "user"]
+    convo = "\n".join(f"- {m['text'][:WINDOW_CHARS]}" for m in window)
     lines = D.lines_of(state.get("draft"))
     draft_rows = [
-        f"{i}. {ln.sku or '-'} | {ln.description[:60]} | {ln.quantity} {ln.unit}" for i, ln in enumerate(lines, 1)
+        f"{i}. {ln.sku or '-'} | {ln.description[:40]} | {ln.quantity} {ln.unit}"
+        for i, ln in enumerate(lines[:DRAFT_LINES_MAX], 1)
     ]
+    unresolved = [u[:UNRESOLVED_CHARS] for u in (state.get("unresolved") or [])[-UNRESOLVED_MAX:]]
     candidates: list[str] = []
-    for text in state.get("unresolved") or []:
+    for text in unresolved:
         for item, _score in ctx.catalog.search(text, limit=5) if ctx.catalog else []:
-            row = f"{item.sku} | {item.name} | {item.unit} | {item.unit_price}"
+            row = f"{item.sku} | {item.name[:50]} | {item.unit} | {item.unit_price.amount}"
             if row not in candidates:
                 candidates.append(row)
     draft = state.get("draft") or {}
@@ -59,9 +68,9 @@ def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[Bas
         f"DRAFT (site={draft.get('site') or '-'}, needed_by={draft.get('needed_by') or '-'}):\n"
         + ("\n".join(draft_rows) or "(empty)")
         + "\nCANDIDATES:\n"
-        + ("\n".join(candidates[:8]) or "(none)")
+        + ("\n".join(candidates[:6]) or "(none)")
         + f"\nCONVERSATION:\n{convo}\nUNRESOLVED:\n"
-        + "\n".join(state.get("unresolved") or [])
+        + "\n".join(unresolved)
     )
     return [SystemMessage(load_prompt("intake.md")), HumanMessage(body)]
 

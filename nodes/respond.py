@@ -123,7 +123,13 @@ async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str,
     if notes:
         outbound.append(text_msg(to, "\n\n".join(notes)))
     window = [{"role": "assistant", "text": m["text"][:500]} for m in outbound if m.get("to") == to]
-    update: dict[str, Any] = {"outbound": outbound, "missing": missing, "questions": questions, "notes": [], "window": window}
+    update: dict[str, Any] = {
+        "outbound": outbound,
+        "missing": missing,
+        "questions": questions,
+        "notes": [],
+        "window": window,
+    }
     if draft is not state.get("draft"):
         update["draft"] = draft
     return update

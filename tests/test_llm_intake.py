@@ -53,7 +53,7 @@ async def test_llm_reads_unresolved_text_once_and_records_usage(engine, seeded):
     assert out[-1]["type"] == "buttons" and "TON-CF226A" in out[-1]["text"]
     rows = await _usage(engine)
     assert len(rows) == 1 and rows[0].input_tokens == 900 and rows[0].output_tokens == 40
-    assert rows[0].prompt_version == "intake-v1" and rows[0].node == "call_model" and rows[0].outcome == "ok"
+    assert rows[0].prompt_version == "intake-v2" and rows[0].node == "call_model" and rows[0].outcome == "ok"
     # clear messages and buttons never call the model
     out = await co.turn(amina, button("confirm", amina.wa_id))
     assert co.last_state["llm_calls"] == 0
