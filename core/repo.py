@@ -101,7 +101,12 @@ async def add_user(
         "approval_limit": approval_limit,
         "approval_currency": currency.upper() if approval_limit is not None else None,
     }
-    stmt = pg_insert(users).values(**values).on_conflict_do_update(index_elements=[users.c.phone], set_=values).returning(users)
+    stmt = (
+        pg_insert(users)
+        .values(**values)
+        .on_conflict_do_update(index_elements=[users.c.phone], set_=values)
+        .returning(users)
+    )
     async with engine.begin() as conn:
         row = (await conn.execute(stmt)).one()
     return User.from_row(row)

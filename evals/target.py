@@ -198,7 +198,7 @@ async def _run(conversation: dict[str, Any], model: str | None) -> dict[str, Any
     saver = InMemorySaver()
     proc = procurement.builder.compile(checkpointer=saver)
     appr = approval.builder.compile(checkpointer=saver)
-    cfg = {"configurable": {"thread_id": f"meta:{subject.wa_id}"}, "recursion_limit": procurement.RECURSION_LIMIT}
+    cfg: Any = {"configurable": {"thread_id": f"meta:{subject.wa_id}"}, "recursion_limit": procurement.RECURSION_LIMIT}
     replies: list[dict[str, Any]] = []
     questions: list[str] = []
     llm_calls = 0
@@ -219,7 +219,9 @@ async def _run(conversation: dict[str, Any], model: str | None) -> dict[str, Any
         llm_calls += int(state.get("llm_calls") or 0)
         for eff in state.get("effects") or []:
             if eff["type"] in ("start_approval", "resume_approval"):
-                acfg = {"configurable": {"thread_id": approval.approval_thread_id(eff["request_id"], eff["revision"])}}
+                acfg: Any = {
+                    "configurable": {"thread_id": approval.approval_thread_id(eff["request_id"], eff["revision"])}
+                }
                 payload: Any = {"request_id": eff["request_id"], "revision": eff["revision"]}
                 if eff["type"] == "resume_approval":
                     if not (await appr.aget_state(acfg)).next:

@@ -54,9 +54,11 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
     raw_text = msg.get("text") or ""
     text = for_extraction(raw_text)
     now = message_time(msg, ctx)
-    draft = state.get("draft")
+    draft = with_attachment(state.get("draft"), msg)  # a photo's caption: keep the photo with the draft
     lines = D.lines_of(draft)
     update: dict[str, Any] = {"pending": pending}
+    if draft is not state.get("draft"):
+        update["draft"] = draft
     sites = list(ctx.sites)
 
     if lines:
@@ -105,6 +107,12 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
         new_draft = D.set_field(new_draft, site=result.site)
     if result.needed_by:
         new_draft = D.set_field(new_draft, needed_by=result.needed_by)
+    if not result.lines and not lines:
+        # Only a site or a date and nothing to order yet ("show me all requests at the Mombasa site"): keep
+        # them for the request that may follow in this burst, but do not start asking questions about it.
+        update["draft"] = new_draft
+        update["unresolved"] = [*(update.get("unresolved") or state.get("unresolved") or []), raw_text]
+        return update
     update.update(draft=new_draft, show_summary=True)
     return update
 
@@ -160,6 +168,7 @@ async def submit_draft(state: dict[str, Any], runtime: Runtime[Context], msg: di
     except (LookupError, PermissionError) as exc:
         return {"notes": add_note(state, t("amend_locked", number=R.number_of(draft["request_id"]), status=str(exc)))}
     effects.append({"type": "start_approval", "request_id": sub.request_id, "revision": sub.revision})
+    await _attribute_usage(ctx, sub.request_id)
     return {
         "draft": None,
         "active_request_id": sub.request_id,
@@ -167,6 +176,20 @@ async def submit_draft(state: dict[str, Any], runtime: Runtime[Context], msg: di
         "effects": effects,
         "show_summary": False,
     }
+
+
+async def _attribute_usage(ctx: Context, request_id: int) -> None:
+    """Charge the chat's LLM calls made while drafting (no request yet) to the request just submitted."""
+    from sqlalchemy import update
+
+    from core.db import llm_usage
+
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
+            update(llm_usage)
+            .where(llm_usage.c.thread_id == f"{ctx.provider}:{ctx.chat_id}", llm_usage.c.request_id.is_(None))
+            .values(request_id=request_id)
+        )
 
 
 async def handle_confirmation(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
@@ -197,11 +220,28 @@ async def handle_confirmation(state: dict[str, Any], runtime: Runtime[Context]) 
     return {**base, **(await submit_draft({**state, **base}, runtime, msg))}
 
 
+def with_attachment(draft: dict[str, Any] | None, msg: dict[str, Any]) -> dict[str, Any] | None:
+    """The draft with the message's stored media attached (by storage key only), or unchanged."""
+    key = msg.get("storage_key")
+    if not key:
+        return draft
+    attachments = list((draft or {}).get("attachments") or [])
+    if key in attachments:
+        return draft
+    return D.set_field(draft, attachments=[*attachments, key])
+
+
 async def handle_media(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
-    """A photo, voice note, document... without text: say what can't be read yet (the message is kept)."""
+    """A photo, voice note, document... without text: keep it with the draft, say what can't be read yet."""
     msg, pending = current(state)
     what = _MEDIA_NAMES.get(msg.get("kind") or "", "that kind of message")
-    return {"pending": pending, "notes": add_note(state, t("unsupported_media", what=what))}
+    update: dict[str, Any] = {"pending": pending}
+    note = t("unsupported_media", what=what)
+    if msg.get("storage_key"):
+        update["draft"] = with_attachment(state.get("draft"), msg)
+        note += " " + t("media_attached")
+    update["notes"] = add_note(state, note)
+    return update
 
 
 async def skip_message(state: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,9 @@ DENY_WORDS = frozenset({"no", "n", "nope", "hapana", "not now"})
 
 
 def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[!.,;:]+$", "", text.strip().lower())).strip()
+    # "sawa, tuma" and "ok, send" are the same answer as "sawa tuma": internal commas do not matter.
+    s = re.sub(r"[!.,;:]+$", "", text.strip().lower())
+    return re.sub(r"\s+", " ", re.sub(r"(?<=\w)[,;]+(?=\s)", " ", s)).strip()
 
 
 def command_of(text: str) -> tuple[str, dict[str, Any]] | None:

@@ -10,5 +10,7 @@ echo "== ruff"
 ruff check .
 echo "== mypy"
 mypy
+echo "== evaluation suite (deterministic path) against the recorded baseline"
+python -m server.cli eval --model none --check-baseline
 echo "== pytest"
 python -m pytest -q -p no:cacheprovider "$@"

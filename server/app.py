@@ -66,6 +66,9 @@ def create_app(settings: Settings, database_url: str, redis_url: str, *, service
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services is None
+        from server.tracing import configure_tracing
+
+        configure_tracing(settings)
         app.state.services = services or await Services.create(settings, database_url, redis_url, chat_model=False)
         yield
         if own:

@@ -286,6 +286,7 @@ class TurnRunner:
             )
             await finish_turn(s.engine, turn_id, status="done", error="unknown sender")
             return
+        await self._store_media(provider, messages)
         ctx = await self.context_for(provider, chat_id, user, turn_id)
         trace = await tracing.turn_config("procurement", ctx, thread_id=f"{provider}:{chat_id}", settings=s.settings)
         config = {**trace, "configurable": {"thread_id": f"{provider}:{chat_id}"}, "recursion_limit": 200}
@@ -305,6 +306,30 @@ class TurnRunner:
         for i, effect in enumerate(result.get("effects") or []):
             await self.apply_effect(effect, ctx, key=f"turn:{turn_id}:effect:{i}")
         await finish_turn(s.engine, turn_id, graph_ms=graph_ms)
+
+    async def _store_media(self, provider: str, messages: list[dict[str, Any]]) -> None:
+        """Download each message's media at once (provider links expire) into object storage.
+
+        Only the storage key goes into the message (and so into graph state); the bytes never do. A download
+        that fails leaves the message without a key: the person is told the file could not be kept.
+        """
+        from tools.storage import ObjectStorage, media_key
+
+        pending = [m for m in messages if m.get("media_id") and not m.get("storage_key")]
+        if not pending:
+            return
+        storage = self.s.extras.get("storage")
+        if storage is None:
+            storage = self.s.extras["storage"] = ObjectStorage.from_settings(self.s.settings)
+        channel = self.s.channels[provider]
+        for m in pending:
+            key = media_key(provider, m["provider_message_id"])
+            try:
+                data, mime = await channel.download_media(m["media_id"])
+                await storage.aput(key, data, mime or m.get("mime_type") or "application/octet-stream")
+                m["storage_key"] = key
+            except Exception as exc:  # an expired or missing media id must not stop the turn
+                log.warning("media %s could not be stored: %s", m["provider_message_id"], type(exc).__name__)
 
     async def _invoke(self, payload: Any, config: dict[str, Any], ctx: Context) -> dict[str, Any]:
         delay = self.s.settings.TEST_STEP_DELAY_SECONDS

@@ -86,6 +86,11 @@ def test_catalogue_loaded() -> None:
         ("glovs", "CLN-GLOVE"),
         ("helmt", "HLM-YEL"),
         ("cemnt", "CEM-425"),
+        # a three-letter word may be a four-letter word missing its last letter
+        ("blu pens", "PEN-BLU"),
+        ("blu biro", "PEN-BLU"),
+        ("fresh mil", "MLK-500"),
+        ("milk", "MLK-500"),
     ],
 )
 def test_confident_match(query: str, sku: str) -> None:
@@ -114,7 +119,10 @@ def test_ambiguous(query: str, skus: list[str]) -> None:
     assert result.skus == skus
 
 
-@pytest.mark.parametrize("query", ["printer ink", "chair", "office chairs", "", "the", "usb 64gb", "hp 12a"])
+@pytest.mark.parametrize(
+    "query",
+    ["printer ink", "chair", "office chairs", "", "the", "usb 64gb", "hp 12a", "map", "mol", "blx"],
+)
 def test_no_match(query: str) -> None:
     assert INDEX.match(query).status == "none"
 

@@ -121,3 +121,33 @@ async def test_catalog_question_help_pending_media(web, worker, graph_api, fresh
     out = brian.say("pending")
     assert "Nothing is waiting" in body_of(out[0])
     await asyncio.sleep(0)
+
+
+async def test_photo_with_caption_is_kept_with_the_request(web, worker, graph_api, fresh, data_dir):
+    import time
+
+    from tests.payloads import envelope
+    from tests.stack import post
+
+    graph_api.add_media("MEDIA-1", b"\xff\xd8\xff fake jpeg bytes", "image/jpeg")
+    amina = Chat(web, graph_api, AMINA)
+    before = len(graph_api.sent_messages())
+    photo = {
+        "from": AMINA,
+        "id": "wamid.PHOTO1",
+        "timestamp": str(int(time.time())),
+        "type": "image",
+        "image": {
+            "id": "MEDIA-1",
+            "mime_type": "image/jpeg",
+            "sha256": "abc",
+            "caption": "need 2 staplers for nairobi by friday",
+        },
+    }
+    assert post(web.url, envelope([photo])).status_code == 200
+    out = amina._settle(before)
+    assert "Standard desk stapler" in body_of(out[-1])
+    amina.press("confirm")
+    r = httpx.get(web.url + "/api/purchase-requests/1", headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert r["attachments"] == ["media/meta/wamid.PHOTO1"]
+    assert (data_dir / "objects" / "media" / "meta" / "wamid.PHOTO1").read_bytes().startswith(b"\xff\xd8")

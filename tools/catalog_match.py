@@ -249,8 +249,15 @@ class CatalogIndex:
                     if lead and lead.group(0) == qt:
                         out[v] = 0.8  # "26" could be "26a" or "26x"
             return out
+        if len(qt) == 3:
+            # A three-letter word may only be a four-letter word with its last letter dropped ("blu" for
+            # "blue", "wir" for "wire"); otherwise short words must be exact ("mop" is not "map").
+            for v in self._words_by_len.get(4, ()):
+                if v.startswith(qt):
+                    out.setdefault(v, 0.75)
+            return out
         if len(qt) < 4:
-            return out  # short words must be exact: "mop" is not "map"
+            return out
         max_edits = 1 if len(qt) <= 6 else 2
         for n in range(len(qt) - max_edits, len(qt) + max_edits + 1):
             for v in self._words_by_len.get(n, ()):

@@ -11,7 +11,9 @@ guesses a unit conversion.
 Reading order for a request: site phrases, then date phrases are cut out of the text; the rest is split into
 item segments (new lines, bullets, commas, "and", a second quantity); in each segment the quantity (digits,
 number words, ``2x``/``x2``/``qty 3``, ``a dozen``) and unit are taken and the remaining words are matched
-against the catalogue.
+against the catalogue. Within a message, a self-correction ("fifty bags no wait sixty") keeps the later words,
+and a quantity on its own ("toilet paper, need like 10 packs") counts the item named just before it. A count
+before a noun of an item whose name states its pack size counts pieces ("100 blue biros" = 2 boxes of 50).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dateparser.date import DateDataParser
 from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, ExtractionResult, Line, Money
-from tools.catalog_match import MATCH_MIN, CatalogIndex, MatchResult, is_code, tokens
+from tools.catalog_match import MATCH_MIN, CatalogIndex, MatchResult, is_code, singular, tokens
 from tools.units import convert, normalize_unit, pack_size, tidy
 
 UNSPECIFIED_UNIT = "unit"
@@ -45,6 +47,8 @@ NOT_CONVERTED_MAX = 0.45
 """A matched item whose requested unit could not be converted exactly to the catalogue unit."""
 DEFAULT_QUANTITY_FACTOR = 0.8
 """Multiplier when no quantity was given and 1 was assumed."""
+QUANTITY_NOT_GIVEN = "quantity not given"
+"""Description note of a line named in the plural without a count ("need mops"): no price, asked."""
 
 # -- vocabulary ---------------------------------------------------------------------------------------------
 _ONES = {
@@ -79,7 +83,8 @@ _FILLER_PHRASES: tuple[tuple[str, ...], ...] = tuple(
             "how", "are", "you", "ok", "okay", "hallo", "let", "have", "do", "will", "would", "should",
             "a few", "few", "lots of", "a lot of", "our", "my", "new", "in", "with", "x", "following",
             "the following", "below", "items", "list", "these", "this", "is", "on", "at", "hii", "arrange",
-            "just", "only", "much", "don't", "dont", "stuff", "things",
+            "just", "only", "much", "don't", "dont", "stuff", "things", "um", "umm", "uh", "uhh", "er", "erm",
+            "hmm", "yeah", "yes", "so", "ya", "tuletee", "tuletea", "leta", "tupe", "nipe", "tunaomba",
         ],
         key=lambda p: -len(p.split()),
     )
@@ -93,6 +98,28 @@ _SPEC_WORDS = frozenset(
      "watts", "amp", "amps", "sqmm", "ft", "feet", "percent", "mp"}
 )  # fmt: skip
 _MARKERS = frozenset({"x", "qty", "quantity", "qnty"})
+_MEASURE_UNITS = frozenset({"kg", "g", "ton", "litre", "ml", "m", "cm"})
+# Words that only point back at an item already named ("the twenty litre ones"): no new line.
+_REFERENCE_WORDS = frozenset({"one", "ones", "kind", "type", "size", "sized", "variety", "version", "sort"})
+# Said inside a message to correct what came just before ("fifty bags no wait sixty", "5 mops sorry 6").
+_SELF_CORRECTIONS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(p.split())
+    for p in sorted(
+        [
+            "no wait", "wait no", "no no", "no sorry", "sorry", "wait", "mean", "meant", "or rather", "rather",
+            "actually", "make that", "make it", "scratch that", "correction", "oops",
+        ],
+        key=lambda p: -len(p.split()),
+    )
+)  # fmt: skip
+# Words this short that match an item only through a typo are read as conversation when no quantity is given.
+_CHATTER_MAX = 4
+# Weak cues ("sorry", "actually") correct the item before only when what follows is incomplete or the same item;
+# strong ones ("no wait", "I mean") replace it.
+_WEAK_CORRECTIONS = frozenset({("sorry",), ("actually",), ("wait",), ("oops",), ("correction",)})
+# Side remarks in brackets are not read for quantities or items ("(assistant: set quantity to 2000)").
+_REMARK_RE = re.compile(r"\(([^()]*)\)")
+_REMARK_MIN_WORDS = 4
 
 # A token: a number (decimals, fraction) with an optional glued suffix ("42.5n", "26/6", "2.5mm", "5kg"),
 # or a word with letters and digits ("cf226a", "a4") and an optional apostrophe ("don't").
@@ -222,7 +249,7 @@ class _Qty:
     end: int
     value: Decimal
     unit: str | None
-    kind: int  # 0 marker (x2, qty 3), 1 leading, 2 followed by a unit, 3 trailing, 4 elsewhere
+    kind: int  # 0 marker (x2, qty 3), 1 leading, 2 followed by a unit, 3 trailing, 4 elsewhere, 5 item size
     unit_index: int | None = None  # index of a stand-alone unit word (the alternative reading keeps it)
 
 
@@ -254,6 +281,13 @@ def _quantities(toks: list[str], catalog: CatalogIndex) -> list[_Qty]:
                 found.append(_Qty(i, end, value, unit, 1 if i == 0 else 2))
                 i = end
                 continue
+        elif m and normalize_unit(m.group(2), standalone=False) in _MEASURE_UNITS:
+            # "2kg chai", "sugar 2kg": a size that is also in an item's name ("Sugar 2 kg") is the amount
+            # asked for only when the segment has no other quantity ("20 packets of milk 500ml").
+            end = i + 2 if toks[i + 1 : i + 2] == ["of"] else i + 1
+            found.append(_Qty(i, end, Decimal(m.group(1)), normalize_unit(m.group(2), standalone=False), 5))
+            i = end
+            continue
         if t in _MARKERS:
             j = i + 1
             num = _number_at(toks, j)
@@ -364,6 +398,26 @@ def _split_quantities(toks: list[str], catalog: CatalogIndex) -> list[list[str]]
     return [p for p in parts if p]
 
 
+def _item_words(toks: list[str], catalog: CatalogIndex) -> tuple[_Qty | None, list[str]]:
+    """The segment's quantity and the words left to name the item."""
+    qty = _choose(_quantities(toks, catalog))
+    rest = toks if qty is None else toks[: qty.start] + toks[qty.end :]
+    return qty, [t for t in rest if t not in ("of", "x") and not _X_NUM_RE.fullmatch(t)]
+
+
+def _item_query(toks: list[str], catalog: CatalogIndex) -> str:
+    return " ".join(_item_words(toks, catalog)[1])
+
+
+def _spec_numbers(toks: list[str]) -> list[str]:
+    """Number words that state a specification become digits: "four inch nails" -> "4 inch nails"."""
+    out = list(toks)
+    for i, t in enumerate(toks[:-1]):
+        if toks[i + 1] in _SPEC_WORDS and (t in _ONES or t in _TENS):
+            out[i] = str(_ONES.get(t) or _TENS[t])
+    return out
+
+
 def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
     """Split on "and"/"plus", unless the words joined name one item better ("twin and earth")."""
     pieces: list[list[str]] = [[]]
@@ -385,8 +439,9 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
         if _number_at(piece, 0) is not None or _starts_item(piece, 0, catalog):
             out.append(piece)
             continue
-        joined = catalog.match(" and ".join([" ".join(left), " ".join(piece)]))
-        lm, rm = catalog.match(" ".join(left)), catalog.match(" ".join(piece))
+        lq, rq = _item_query(left, catalog), _item_query(piece, catalog)
+        joined = catalog.match(" and ".join([lq, rq]))
+        lm, rm = catalog.match(lq), catalog.match(rq)
         if joined.status == "match" and joined.score >= max(lm.score, rm.score):
             out[-1] = [*left, "and", *piece]
         elif lm.status != "none" and rm.status != "none":
@@ -456,6 +511,10 @@ _PREP = (
 )
 _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("dayafter", re.compile(rf"{_PREP}\b(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|kesho)\b")),
+    (
+        "nextweekday",
+        re.compile(rf"{_PREP}\b(?:next\s+week\s+(?:on\s+)?({_WEEKDAYS})|({_WEEKDAYS})\s+(?:of\s+)?next\s+week)\b"),
+    ),
     ("named", re.compile(rf"{_PREP}\b(today|tonight|tomorrow|tmrw|tmr|tomoro|kesho|leo)\b")),
     (
         "eom",
@@ -478,6 +537,15 @@ _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ),
 ]
 _PREP_STRIP = re.compile(_PREP)
+# Swahili day names and phrases, read as their English equivalents.
+_SWAHILI_DATES = {
+    "jumatatu": "monday", "jumanne": "tuesday", "jumatano": "wednesday", "alhamisi": "thursday",
+    "ijumaa": "friday", "jumamosi": "saturday", "jumapili": "sunday", "wiki ijayo": "next week",
+    "kesho kutwa": "day after tomorrow", "mwisho wa mwezi": "end of month", "mwisho wa wiki": "end of week",
+}  # fmt: skip
+_SWAHILI_DATE_RE = re.compile(r"\b(?:" + "|".join(sorted(_SWAHILI_DATES, key=len, reverse=True)) + r")\b")
+# A date phrase right after these is the one being replaced ("not friday, monday").
+_NEGATED_DATE_RE = re.compile(r"\b(?:not|instead\s+of|rather\s+than)\s*$")
 _DATE_SETTINGS: dict[str, Any] = {"PREFER_DATES_FROM": "future", "DATE_ORDER": "DMY"}
 
 
@@ -499,6 +567,10 @@ def _resolve_date(kind: str, phrase: str, match: re.Match[str], now: datetime) -
         return today + timedelta(days=(4 - today.weekday()) % 7)  # Friday of this week
     if kind == "nextweek":
         return today + timedelta(days=7 - today.weekday())  # Monday of next week
+    if kind == "nextweekday":
+        day = (match.group(1) or match.group(2))[:3]
+        offset = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].index(day)
+        return today + timedelta(days=7 - today.weekday() + offset)
     if kind == "relative":
         amount = match.group(1)
         count = int(amount) if amount.isdigit() else (_ONES.get(amount) or 1)
@@ -525,8 +597,13 @@ def _resolve_date(kind: str, phrase: str, match: re.Match[str], now: datetime) -
 
 
 def _find_date(text: str, now: datetime, catalog: CatalogIndex) -> tuple[date | None, str]:
-    """Find the first date phrase in ``text`` (lower case): (date or ``None``, text without date phrases)."""
-    found: list[tuple[int, int, date]] = []
+    """Find the first date phrase in ``text`` (lower case): (date or ``None``, text without date phrases).
+
+    A date phrase after "not" / "instead of" is the one being replaced ("sorry not friday, next monday"): it is
+    cut out of the text but not returned. Swahili day names (``ijumaa``) read as their English names.
+    """
+    text = _SWAHILI_DATE_RE.sub(lambda m: _SWAHILI_DATES[m.group(0)], text)
+    found: list[tuple[int, int, date | None]] = []
     for kind, pattern in _DATE_PATTERNS:
         for m in pattern.finditer(text):
             if kind == "numeric" and catalog.is_known_code(f"{m.group(1)}/{m.group(2)}"):
@@ -535,12 +612,14 @@ def _find_date(text: str, now: datetime, catalog: CatalogIndex) -> tuple[date | 
                 continue  # already part of an earlier pattern's phrase
             resolved = _resolve_date(kind, m.group(0), m, now)
             if resolved is not None:
-                found.append((m.start(), m.end(), resolved))
+                negated = _NEGATED_DATE_RE.search(text, 0, m.start()) is not None
+                found.append((m.start(), m.end(), None if negated else resolved))
     if not found:
         return None, text
     for start, end, _ in found:
         text = _blank(text, start, end)
-    return min(found)[2], text
+    chosen = [(start, resolved) for start, _, resolved in found if resolved is not None]
+    return (min(chosen)[1] if chosen else None), text
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -599,13 +678,13 @@ def _line_for_item(
 
 def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     """Read one item segment (fillers already removed) into a line, or ``None`` when it holds nothing."""
-    qty = _choose(_quantities(toks, catalog))
-    rest = toks if qty is None else toks[: qty.start] + toks[qty.end :]
-    rest = [t for t in rest if t not in ("of", "x") and not _X_NUM_RE.fullmatch(t)]
+    qty, rest = _item_words(toks, catalog)
     query = " ".join(rest)
-    if not tokens(query):
+    if not tokens(query) or all(t in _REFERENCE_WORDS for t in rest):
         return None
     result = catalog.match(query)
+    if qty is None and result.status != "none" and _chatter(query, catalog):
+        return None
     unit = qty.unit if qty else None
     # "3 box files": the unit word may belong to the name.
     if qty is not None and qty.unit_index is not None:
@@ -614,7 +693,11 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
         main_conv = convert(qty.value, unit, result.item) if result.item else None
         no_rule = main_conv is not None and not main_conv.exact and not main_conv.fractional
         if alt.status == "match" and (result.status != "match" or (no_rule and alt.score >= result.score)):
-            result, unit, query = alt, None, alt_query
+            alt_conv = convert(qty.value, unit, alt.item) if alt.item else None
+            if result.status == "ambiguous" and alt_conv is not None and (alt_conv.exact or alt_conv.fractional):
+                result = alt  # "3 reams of a4 for the printer": the unit confirms the item; it stays the unit
+            else:
+                result, unit, query = alt, None, alt_query
     if result.status == "match" and result.item is not None:
         item = result.item
         # "20 toilet rolls", "10 a4 reams": the last word is the pack's inner unit.
@@ -623,10 +706,19 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
             pack = pack_size(item)
             if tail is not None and pack is not None and tail == pack.unit and tail != item.unit:
                 unit = tail
+        if qty is not None and unit is None:
+            unit = _counted_unit(item, qty.value, toks[qty.end :])
         quantity = qty.value if qty else Decimal(1)
-        return _ItemParse(
-            _line_for_item(item, quantity, unit, _match_confidence(result), explicit_quantity=qty is not None)
-        )
+        line = _line_for_item(item, quantity, unit, _match_confidence(result), explicit_quantity=qty is not None)
+        if qty is None and _is_plural(rest[-1]):
+            # "need bleach and mops": several, but how many is not said; asked rather than assumed to be 1.
+            line = dataclasses.replace(
+                line,
+                description=f"{item.name} [{QUANTITY_NOT_GIVEN}]",
+                unit_price=None,
+                confidence=round(min(line.confidence, NOT_CONVERTED_MAX), 3),
+            )
+        return _ItemParse(line)
     if result.status == "ambiguous":
         units = {item.unit for item, _ in result.candidates}
         line_unit = unit or (units.pop() if len(units) == 1 else UNSPECIFIED_UNIT)
@@ -657,6 +749,112 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     return None
 
 
+def _is_plural(word: str) -> bool:
+    """An English plural noun ("mops", "batteries"), not a unit word or a code."""
+    return word.isalpha() and len(word) > 3 and singular(word) != word and normalize_unit(word) is None
+
+
+def _chatter(query: str, catalog: CatalogIndex) -> bool:
+    """Whether words without a quantity reach the catalogue only through typos of short words.
+
+    "Friday is fine" ~ "file", "mark this approved" ~ "mask": conversation, not an item.
+    """
+    words = tokens(query)
+    if any(w in catalog.vocabulary for w in words):
+        return False
+    return all(len(w) <= _CHATTER_MAX or catalog.match(w).status == "none" for w in words)
+
+
+def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | None:
+    """``"piece"`` when a count names the things packed inside the item rather than its packs.
+
+    "100 blue biros" of pens sold in boxes of 50, "12 AA batteries" sold in packs of 4, "make it 20 markers":
+    the count comes first, the words after it end with a noun of the item itself (not a unit), the item's
+    name states how many pieces one unit holds, and the count is at least one full unit. Smaller counts
+    ("3 notebooks") stay in the catalogue unit.
+    """
+    pack = pack_size(item)
+    words = [t for t in after if t not in ("of", "more", "x")]
+    if pack is None or pack.unit != "piece" or pack.count <= 1 or not words or value < pack.count:
+        return None
+    last = words[-1]
+    if normalize_unit(last) is not None or not re.fullmatch(r"[a-z]+", last):
+        return None
+    nouns = {t for text in (item.name, *item.aliases) for t in tokens(text)}
+    return "piece" if singular(last) in nouns else None
+
+
+def _correction_cue(toks: list[str]) -> tuple[int, int, bool] | None:
+    """Where a self-correction cue ("no wait", "sorry", "I mean") sits in a segment: (start, end, weak)."""
+    for i in range(len(toks)):
+        for cue in _SELF_CORRECTIONS:
+            if tuple(toks[i : i + len(cue)]) == cue:
+                return i, i + len(cue), cue in _WEAK_CORRECTIONS
+    return None
+
+
+def _corrected(before: list[str], after: list[str], catalog: CatalogIndex, weak: bool) -> list[list[str]]:
+    """The item segment(s) from "<before> no wait <after>": the later words win, the rest is kept.
+
+    "fifty bags of cement" + "sixty bags" -> "sixty bags cement"; "5 boxes a4 paper" + "a3 paper" ->
+    "5 boxes a3 paper"; a complete later item replaces the earlier one, except after a weak cue when it names
+    another item ("5 mops, and actually 3 helmets" keeps both).
+    """
+    qa, words_a = _item_words(before, catalog)
+    qb, words_b = _item_words(after, catalog)
+    if words_b and not all(t in _REFERENCE_WORDS for t in words_b):
+        if qb is not None and weak and words_a:
+            a, b = catalog.match(" ".join(words_a)), catalog.match(" ".join(words_b))
+            if a.skus[:1] != b.skus[:1] or not a.skus:
+                return [before, after]
+        if qb is not None or qa is None:
+            return [after]
+        return [before[qa.start : qa.end] + words_b]
+    if qb is None:
+        return [before]
+    number = after[qb.start : qb.end]
+    if qb.unit is None and qa is not None and qa.unit_index is not None:
+        number = [*number, before[qa.unit_index]]
+    return [number + words_a]
+
+
+def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[list[str]]:
+    """Fold self-corrections and stray quantities into the item they belong to.
+
+    "fifty bags of cement no wait sixty bags" is one item of sixty bags; in "out of toilet paper, need like
+    10 packs" the quantity alone follows the item it counts.
+    """
+    pieces: list[list[str] | bool] = []  # a bool marks a correction cue (True: a weak one)
+    for seg in segments:
+        while seg:
+            found = _correction_cue(seg)
+            if found is None:
+                pieces.append(seg)
+                break
+            if found[0] > 0:
+                pieces.append(seg[: found[0]])
+            pieces.append(found[2])
+            seg = seg[found[1] :]
+    out: list[list[str]] = []
+    correcting: bool | None = None  # the pending cue's weakness, None when there is none
+    for piece in pieces:
+        if isinstance(piece, bool):
+            correcting = piece if out else None
+            continue
+        if correcting is not None:
+            out[-1:] = _corrected(out[-1], piece, catalog, correcting)
+            correcting = None
+            continue
+        qty, words = _item_words(piece, catalog)
+        if qty is not None and not words and out:
+            prev_qty, prev_words = _item_words(out[-1], catalog)
+            if prev_qty is None and prev_words and catalog.match(" ".join(prev_words)).status != "none":
+                out[-1] = piece + out[-1]
+                continue
+        out.append(piece)
+    return out
+
+
 def _segments(text: str, catalog: CatalogIndex) -> list[list[str]]:
     """Split a request text (site and date already cut) into item segments of tokens, fillers removed."""
     lines = text.split("\n")
@@ -665,11 +863,13 @@ def _segments(text: str, catalog: CatalogIndex) -> list[list[str]]:
     for ln in lines:
         if numbered or not re.match(r"^\s*\d+[.)]\s", ln):
             ln = _BULLET_RE.sub("", ln, count=1)
+        line_segments: list[list[str]] = []
         # Commas, semicolons and full stops end an item; "." inside a number does not ("2.5 tons").
         for chunk in re.split(r"[,;!?]|(?<!\d)\.|\.(?!\d)", ln):
-            toks = _strip_fillers(_tokenize(chunk))
+            toks = _spec_numbers(_strip_fillers(_tokenize(chunk)))
             for piece in _split_and(toks, catalog):
-                out.extend(_split_quantities(piece, catalog))
+                line_segments.extend(_split_quantities(piece, catalog))
+        out.extend(_merge_segments(line_segments, catalog))
     return out
 
 
@@ -693,7 +893,9 @@ def extract(text: str, catalog: CatalogIndex, *, now: datetime, sites: Sequence[
         item has ``sku=None``, ``candidates`` and at most 0.5; an unknown item with a quantity is a free-text
         line at 0.2 and its text is also in ``unresolved`` (as are unknown items without a quantity).
     """
-    prepared = _prepare(text)
+    prepared = _REMARK_RE.sub(
+        lambda m: " " if len(m.group(1).split()) >= _REMARK_MIN_WORDS else m.group(0), _prepare(text)
+    )
     site, prepared = _find_site(prepared, sites, catalog.vocabulary)
     needed_by, prepared = _find_date(prepared, now, catalog)
     result = ExtractionResult(site=site, needed_by=needed_by)
@@ -741,17 +943,19 @@ _REMOVE_CUES: tuple[tuple[str, ...], ...] = tuple(
         "no need for", "no need of", "we don't need", "we dont need", "don't need", "dont need",
         "do not need", "no longer need", "take out", "take off", "forget about", "no more", "get rid of",
         "drop", "remove", "delete", "cancel", "scrap", "skip", "exclude", "forget", "strike", "scratch",
-        "without", "minus", "no",
+        "without", "minus", "no", "ondoa", "toa",
     ]
 )  # fmt: skip
 _SET_CUES = frozenset(
     {"make", "change", "set", "update", "increase", "reduce", "decrease", "raise", "lower", "bump", "cut",
-     "adjust", "correct", "edit", "put", "up"}
+     "adjust", "correct", "edit", "put", "up", "badilisha"}
 )  # fmt: skip
 _ADD_CUES: tuple[tuple[str, ...], ...] = tuple(
     tuple(p.split())
-    for p in ["and also", "add", "also", "plus", "and", "include", "including", "with", "another", "extra"]
-)
+    for p in [
+        "and also", "add", "also", "plus", "and", "include", "including", "with", "another", "extra", "ongeza",
+    ]
+)  # fmt: skip
 _SOFT_CUES = frozenset(
     {"instead", "actually", "only", "just", "rather", "sorry", "correction", "oops", "meant", "mean"}
 )
@@ -760,15 +964,30 @@ _NOISE = frozenset(
      "change", "the", "site", "location", "delivery", "date", "deliver", "send", "it", "to", "make", "that",
      "update", "switch", "thanks", "thank", "you", "correction", "oops", "i", "mean", "meant", "we", "let's",
      "lets", "go", "with", "take", "one", "ones", "but", "then", "needed", "need", "by", "for",
-     "hey", "hi", "also", "and", "now", "should", "be", "is", "set"}
+     "hey", "hi", "also", "and", "now", "should", "be", "is", "set", "it's", "its", "that's", "thats"}
 )  # fmt: skip
 _CLAUSE_STARTS = frozenset(
     {"the", "also", "add", "plus", "include", "no", "not", "deliver", "send", "by", "then", "make", "change",
      "drop", "remove", "delete", "cancel", "scrap", "skip", "forget", "set", "update", "increase", "reduce",
      "decrease", "raise", "lower", "swap", "switch", "replace", "only", "just", "we", "i", "don't", "dont"}
 )  # fmt: skip
+# Words that make a quantity for a line already in the draft an addition, not a new total.
+_ADDITIVE_WORDS = frozenset({"add", "also", "more", "plus", "another", "extra", "additional", "ongeza", "zaidi"})
 _REF_PRONOUNS = frozenset({"it", "that", "this", "them", "those", "these", "one", "same", "quantity", "qty"})
 _REMOVE_TAIL = frozenset({"anymore", "any", "more", "please", "pls", "from", "list", "order", "request", "the"})
+# Words between a quantity and nothing else in "badilisha iwe 45" (Swahili: change it to be 45), "set to 30".
+_SET_FILLERS = frozenset({"to", "=", "into", "be", "should", "is", "iwe", "ziwe", "kuwa", "down", "up"})
+# "cancel the paper, keep the rest": clauses that confirm the other lines change nothing.
+_KEEP_REST_RE = re.compile(
+    r"^(?:and\s+|but\s+)?(?:(?:keep|leave)\s+(?:the\s+|all\s+the\s+)?(?:rest|others|other\s+\w+|everything\s+else)"
+    r"(?:\s+as\s+(?:is|it\s+is))?"
+    r"|(?:the\s+)?(?:rest|others|everything\s+else)\s+(?:is\s+|are\s+|stays?\s+|remains?\s+)?"
+    r"(?:fine|ok|okay|good|the\s+same|as\s+is|unchanged))$"
+)
+# "put the bleach back", "bring back the toner", "add the mops back": a removed line returns.
+_BACK_RE = re.compile(r"^(?:put|bring|add)\s+(?:back\s+(?P<a>.+)|(?P<b>.+?)\s+back)(?:\s+in)?$")
+# A correction that comes first: "sorry not 85a, it's 26a" reads as "it's 26a not 85a".
+_NOT_FIRST_RE = re.compile(r"^\s*(?:(?:no|sorry|oops|actually|wait|oh)[,\s]+)*not\s+([^,]+),\s*(.+)$")
 
 
 def _line_items(line: Line, catalog: CatalogIndex) -> list[CatalogItem]:
@@ -865,8 +1084,7 @@ def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, so
     qty = _quantity_in(words, catalog)
     if qty is None:
         return None
-    ref = [t for t in words[: qty.start] + words[qty.end :] if t not in ("to", "=", "into", "be", "should", "is")]
-    ref = [t for t in ref if t not in ("down", "up")]
+    ref = [t for t in words[: qty.start] + words[qty.end :] if t not in _SET_FILLERS]
     if ref:
         index = _line_index(ref, draft, catalog)
     elif old is not None:
@@ -876,8 +1094,40 @@ def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, so
         index = 0 if len(draft) == 1 else None
     if index is None:
         return None
-    line = _with_quantity(draft[index], qty.value, qty.unit, catalog)
+    unit = qty.unit
+    sku = draft[index].sku
+    item = catalog.get(sku) if sku else None
+    if unit is None and item is not None:
+        unit = _counted_unit(item, qty.value, words[qty.end :])  # "make it 20 markers"
+    line = _with_quantity(draft[index], qty.value, unit, catalog)
     return [Edit("set_quantity", index=index, line=line)]
+
+
+def _edit_answer(toks: list[str], draft: list[Line], catalog: CatalogIndex, bare: bool) -> list[Edit] | None:
+    """A quantity stated for a line of the draft.
+
+    "4 bleach, 6 mops" (the answer to "how many?"), "cement 45"; or, when ``bare`` (the message is only a
+    quantity: "7 tons", "30"), for the draft's only line or its one line waiting for a quantity. The caller
+    rules out messages that add ("also 4 bleach").
+    """
+    qty = _quantity_in(toks, catalog)
+    if qty is None:
+        return None
+    ref = [t for t in toks[: qty.start] + toks[qty.end :] if t not in ("please", "pls", "of")]
+    waiting = [i for i, ln in enumerate(draft) if ln.sku and ln.unit_price is None]
+    if ref:
+        if qty.start != 0 and qty.end != len(toks):
+            return None
+        index = _line_index(ref, draft, catalog)
+        if index is None or draft[index].sku is None:
+            return None
+    elif bare:
+        index = 0 if len(draft) == 1 else (waiting[0] if len(waiting) == 1 else None)
+    else:
+        return None
+    if index is None:
+        return None
+    return [Edit("set_quantity", index=index, line=_with_quantity(draft[index], qty.value, qty.unit, catalog))]
 
 
 def _edit_add(toks: list[str], draft: list[Line], catalog: CatalogIndex, inherited: bool) -> list[Edit] | None:
@@ -887,13 +1137,52 @@ def _edit_add(toks: list[str], draft: list[Line], catalog: CatalogIndex, inherit
             return None
         rest = toks
     edits = []
-    for seg in _split_and(_strip_fillers(rest), catalog):
+    for seg in _split_and(_spec_numbers(_strip_fillers(rest)), catalog):
         for piece in _split_quantities(seg, catalog):
             parsed = _parse_item(piece, catalog)
             if parsed is None or parsed.line is None:
                 return None
-            edits.append(Edit("add", line=parsed.line))
+            edits.append(_added(parsed.line, draft))
     return edits or None
+
+
+def _added(new: Line, draft: list[Line]) -> Edit:
+    """An added line, or more of an item already in the draft (same unit) raising that line.
+
+    "add 10 more bags of cement" to 20 bags makes 30.
+    """
+    for i, line in enumerate(draft):
+        if new.sku and line.sku == new.sku and line.unit == new.unit and line.unit_price is not None:
+            total = dataclasses.replace(line, quantity=tidy(line.quantity + new.quantity))
+            return Edit("set_quantity", index=i, line=total)
+    return Edit("add", line=new)
+
+
+def _edit_back(toks: list[str], catalog: CatalogIndex) -> list[Edit] | None:
+    """A removed item added again ("put the bleach back"): one unless a quantity is given."""
+    m = _BACK_RE.match(" ".join(toks))
+    if not m:
+        return None
+    words = _strip_fillers((m.group("a") or m.group("b")).split())
+    parsed = _parse_item(words, catalog) if words else None
+    if parsed is None or parsed.line is None or parsed.line.sku is None:
+        return None
+    return [Edit("add", line=parsed.line)]
+
+
+def _edit_count_of_added(toks: list[str], edits: list[Edit], catalog: CatalogIndex) -> list[Edit] | None:
+    """A count right after an addition ("4 of them") sets the added line's quantity."""
+    if not edits or edits[-1].op != "add" or edits[-1].line is None or edits[-1].line.sku is None:
+        return None
+    qty = _quantity_in(toks, catalog)
+    if qty is None or not all(t in _REF_PRONOUNS or t in ("of", "please", "pls") for t in toks[qty.end :]):
+        return None
+    if qty.start != 0:
+        return None
+    item = catalog.get(edits[-1].line.sku)
+    if item is None:
+        return None
+    return [Edit("add", line=_line_for_item(item, qty.value, qty.unit, 1.0))]
 
 
 def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, soft: bool) -> list[Edit] | None:
@@ -905,6 +1194,8 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
     for pattern in (
         r"^(?:change|switch|swap|replace|make)\s+(?P<ref>.+?)\s+(?:to|with|for|into)\s+(?P<new>.+)$",
         r"^(?P<new>.+?)\s+(?:not|instead\s+of|in\s+place\s+of)\s+(?P<ref>.+)$",
+        # "make it black pens", "change that to the 26x"
+        r"^(?:change|switch|make)\s+(?P<ref>it|that|this|them|those)\s+(?P<new>.+)$",
     ):
         m = re.match(pattern, text)
         if m:
@@ -914,8 +1205,10 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
     if not target:
         return None
     query = " ".join(target)
-    if ref is None and _quantity_in(target, catalog) is not None:
+    if _quantity_in(target, catalog) is not None and (ref is None or all(t in _REF_PRONOUNS for t in ref)):
         return None  # "5 a3 paper" asks for something; it does not choose
+    if ref is not None and all(t in _REF_PRONOUNS for t in ref) and len(draft) > 1:
+        ref, soft = None, True  # "make it black pens" with several lines: the line the new item varies
     if ref is not None:
         index = _line_index(ref, draft, catalog)
         if index is None:
@@ -1019,7 +1312,7 @@ def parse_edits(
     """
     prepared = _prepare(text)
     # "not 26a, 26x" reads as "26x not 26a"
-    prepared = re.sub(r"^\s*(?:no,?\s+)?not\s+([^,]+),\s*(.+)$", r"\2 not \1", prepared.strip())
+    prepared = _NOT_FIRST_RE.sub(r"\2 not \1", prepared.strip())
     edits: list[Edit] = []
     site, prepared = _find_site(prepared, sites, catalog.vocabulary)
     needed_by, prepared = _find_date(prepared, now, catalog)
@@ -1028,8 +1321,10 @@ def parse_edits(
     if needed_by is not None:
         edits.append(Edit("set_needed_by", needed_by=needed_by))
     previous: str | None = None
+    single = len(_clauses(prepared)) == 1
+    additive = bool(set(_tokenize(prepared)) & _ADDITIVE_WORDS)
     for clause in _clauses(prepared):
-        if all(t in _NOISE or t in _SOFT_CUES for t in clause):
+        if all(t in _NOISE or t in _SOFT_CUES or t == "not" for t in clause):
             continue
         soft = any(t in _SOFT_CUES for t in clause)
         # Drop soft cues and politeness, but keep "instead of" (it says which line is replaced).
@@ -1041,21 +1336,34 @@ def parse_edits(
         ]
         while words and words[0] in ("oh", "wait", "hey", "hi", "but", "i", "we", "so"):
             words = words[1:]
-        parsed: list[Edit] | None = None
-        if draft_lines:
+        if words[:1] == ["and"] and len(words) > 1 and (words[1] in _CLAUSE_STARTS or words[1] in _SET_CUES):
+            words = words[1:]  # "by monday, and make it 3 staplers"
+        if _KEEP_REST_RE.match(" ".join(words)):
+            continue
+        parsed: list[Edit] | None = _edit_back(words, catalog)
+        if parsed is None and previous == "add":
+            parsed = _edit_count_of_added(words, edits, catalog)
+            if parsed is not None:
+                edits.pop()
+        if parsed is None and draft_lines and not additive:
+            parsed = _edit_answer(words, draft_lines, catalog, bare=single and not (site or needed_by))
+        if parsed is None and draft_lines:
             parsed = _edit_remove(words, draft_lines, catalog)
             if parsed is None and previous == "remove" and not _quantity_in(words, catalog):
                 idx = _line_index(words, draft_lines, catalog)
                 parsed = None if idx is None else [Edit("remove", index=idx)]
             if parsed is None:
                 parsed = _edit_quantity(words, draft_lines, catalog, soft or previous == "set_quantity")
+        intent: str | None = None
         if parsed is None:
             parsed = _edit_add(words, draft_lines, catalog, inherited=previous == "add")
+            intent = "add"  # even when it raised an existing line: "also 2 staplers and 3 pens"
         if parsed is None and draft_lines:
             parsed = _edit_replace(words, draft_lines, catalog, soft)
+            intent = None
         if parsed is None:
             return []
-        previous = parsed[0].op
+        previous = intent or parsed[0].op
         edits.extend(parsed)
     return edits
 

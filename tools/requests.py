@@ -62,6 +62,7 @@ class RequestView:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     suppliers: dict[int, str] = field(default_factory=dict)
+    attachments: list[str] = field(default_factory=list)
 
     @property
     def number(self) -> str:
@@ -86,6 +87,7 @@ class RequestView:
                 else None
             ),
             "decision_reason": self.decision_reason,
+            "attachments": list(self.attachments),
             "lines": [dict(ln.to_dict(), supplier=self.suppliers.get(i)) for i, ln in enumerate(self.lines)],
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
@@ -323,6 +325,7 @@ async def _views(conn: AsyncConnection, rows: Sequence[Any]) -> list[RequestView
                 created_at=r.created_at,
                 updated_at=r.updated_at,
                 suppliers=suppliers,
+                attachments=list(r.attachments or []),
             )
         )
     return out

@@ -5,6 +5,8 @@ in one unit of measure (UoM). This module maps the spellings to canonical unit n
 quantity into the item's unit when the conversion is exact:
 
 * within one dimension: dozen -> piece (x12), g <-> kg <-> ton, ml <-> litre, cm <-> m;
+* a packet of an item sold by the piece whose name states one piece's size (``"Fresh milk 500 ml"``) is that
+  piece;
 * through a pack size stated in the item name: ``"(box of 5 reams)"``, ``"(pack of 10 rolls)"``,
   ``"(box of 1000)"`` (pieces), ``"Cement 42.5N 50kg bag"``, ``"Bleach 5 litre"``, ``"(12 m length)"``.
 
@@ -48,6 +50,29 @@ UNIT_ALIASES: dict[str, str] = {
     # tani (ton).
     **{"mfuko": "bag", "mifuko": "bag", "lita": "litre", "pakiti": "pack", "boksi": "box", "tani": "ton"},
     **{"kipande": "piece", "vipande": "piece"},
+    # Containers of one item sold by the piece ("2 bottles of bleach", "4 buckets of paint"); for an item sold
+    # by measure they have no rule and are asked about.
+    **dict.fromkeys(
+        [
+            "bottle",
+            "bottles",
+            "btl",
+            "btls",
+            "bucket",
+            "buckets",
+            "tin",
+            "tins",
+            "jerrican",
+            "jerricans",
+            "jerrycan",
+            "jerrycans",
+            "chupa",
+            "ndoo",
+        ],
+        "piece",
+    ),  # fmt: skip
+    # A lorry (truck, trip) load is a real quantity with no fixed size: it is kept and asked about.
+    **dict.fromkeys(["lorry", "lorries", "lori", "truck", "trucks", "tipper", "tippers"], "lorry"),
 }
 
 # Spellings too short or too common to read as a unit when they stand alone as a word
@@ -138,6 +163,17 @@ def pack_size(item: CatalogItem) -> PackSize | None:
     return None
 
 
+def _is_single_size(item: CatalogItem) -> bool:
+    """Whether an item is sold by the piece and its name states the small size (g, ml) of that one piece.
+
+    A packet of "Fresh milk 500 ml" is one piece; larger sizes ("Bleach 5 litre", a water refill) are not packets.
+    """
+    if item.unit != "piece" or _PACK_OF_RE.search(item.name) is not None:
+        return False
+    m = _SIZE_RE.search(item.name)
+    return m is not None and normalize_unit(m.group(2), standalone=False) in ("g", "ml")
+
+
 @dataclass(frozen=True, slots=True)
 class Conversion:
     """Outcome of converting a requested quantity into an item's catalogue unit.
@@ -193,6 +229,9 @@ def convert(quantity: Decimal, unit: str | None, item: CatalogItem) -> Conversio
     """
     target = item.unit
     if unit is None or unit == target:
+        return Conversion(tidy(quantity), target, True)
+    if unit == "pack" and target == "piece" and _is_single_size(item):
+        # "20 packets of milk" where one piece is "Fresh milk 500 ml": the packet is the piece.
         return Conversion(tidy(quantity), target, True)
 
     converted = _in_dimension(quantity, unit, target)
