@@ -46,6 +46,7 @@ class IngestBatcher:
             tuple[Sequence[InboundMessage], asyncio.Future[list[tuple[int, InboundMessage]]]]
         ] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._script: Any = None
 
     async def store(self, messages: Sequence[InboundMessage]) -> list[tuple[int, InboundMessage]]:
         """Insert ``messages`` (duplicates skipped) and schedule the new ones' turns.
@@ -124,13 +125,13 @@ class IngestBatcher:
         from server.turns import schedule_args, schedule_script
 
         now = time.time()
+        if self._script is None:
+            # EVALSHA: Redis keeps the compiled script; each call sends only its hash and arguments.
+            self._script = self.redis.register_script(schedule_script())
         async with self.redis.pipeline(transaction=False) as pipe:
             for inbox_id, m in new:
-                script, keys_and_args = (
-                    schedule_script(),
-                    schedule_args(self.settings, m.provider, m.chat_id, inbox_id, now),
-                )
-                pipe.eval(script, 4, *keys_and_args)
+                keys_and_args = schedule_args(self.settings, m.provider, m.chat_id, inbox_id, now)
+                await self._script(keys=keys_and_args[:4], args=keys_and_args[4:], client=pipe)
             await pipe.execute()
 
     async def aclose(self) -> None:
