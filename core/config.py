@@ -83,6 +83,28 @@ class Settings(BaseSettings):
     #: Fault injection for crash tests only: pause this many seconds between graph steps (0 in production).
     TEST_STEP_DELAY_SECONDS: float = 0.0
 
+    # --- fulfilment (issue 4): orders in the ERP and on supplier websites ------------------------------------
+    #: Password of the supplier-website accounts (each website supplier's account name is in ``suppliers``).
+    SUPPLIER_PORTAL_PASSWORD: SecretStr | None = None
+    #: Base URL of website suppliers whose ``suppliers.url`` is empty (e.g. ``procure sandbox supplier``).
+    SUPPLIER_PORTAL_URL: str | None = None
+    #: Browser contexts open at once per worker (Chromium needs ~100 MB per busy context).
+    BROWSER_MAX_CONTEXTS: int = Field(default=2, ge=1, le=32)
+    #: Pause like a person between browser actions; turn off only for tests and benchmarks.
+    BROWSER_PACING: bool = True
+    #: Attempts per fulfilment before the buyer is told it failed; a Retry press starts a new round.
+    FULFILMENT_MAX_TRIES: int = Field(default=5, ge=1, le=50)
+    #: Seconds a fulfilment job may run (arq timeout); an attempt gives up somewhat earlier and is retried.
+    FULFILMENT_TIMEOUT_SECONDS: int = Field(default=180, ge=10)
+    #: Delay before the first retry, in seconds; doubled per attempt up to ``FULFILMENT_RETRY_MAX_SECONDS``.
+    FULFILMENT_RETRY_BASE_SECONDS: float = Field(default=10.0, gt=0)
+    #: Longest delay between two attempts, in seconds.
+    FULFILMENT_RETRY_MAX_SECONDS: float = Field(default=300.0, gt=0)
+    #: Fault injection for crash tests only: pause, in seconds, after the destination recorded an order and
+    #: before we record it (0 in production).
+    TEST_FULFILMENT_RECORD_DELAY_SECONDS: float = 0.0
+    # --- end of fulfilment settings ---------------------------------------------------------------------------
+
     @field_validator("DEFAULT_CURRENCY")
     @classmethod
     def _upper(cls, v: str) -> str:
@@ -90,7 +112,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        """Refuse placeholder secrets outside development and test."""
+        """Refuse placeholder secrets outside development mode (``development`` and ``test`` may use them)."""
         if self.ENVIRONMENT == "production":
             for name in ("META_APP_SECRET", "META_VERIFY_TOKEN", "META_ACCESS_TOKEN", "ADMIN_API_TOKEN"):
                 value: SecretStr = getattr(self, name)

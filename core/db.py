@@ -7,9 +7,11 @@ lines, LLM usage, fulfilments, audit log. LangGraph checkpoints live in the same
 
 from __future__ import annotations
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -29,8 +31,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.embedded import sqlalchemy_url
-
-from pgvector.sqlalchemy import Vector
 
 metadata = MetaData(
     naming_convention={
@@ -246,5 +246,39 @@ fulfilments = Table(
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     Column("placed_at", TS),
+    Column(
+        "retries",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="rounds started by a Retry press; part of the job id",
+    ),
+    Column(
+        "round_attempts",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="attempts since the round started (a Retry press resets it); attempts counts them all",
+    ),
+    Column(
+        "lines",
+        JSONB,
+        nullable=False,
+        server_default=text("'[]'::jsonb"),
+        comment="the request lines this order carries, as approved",
+    ),
+    Column(
+        "external_state", String(30), comment="the order's state at the destination (ERP: confirmed, processing...)"
+    ),
+    Column("attempted_at", TS, comment="start of the latest attempt"),
+    Column("failed_at", TS),
     UniqueConstraint("request_id", "supplier", name="uq_fulfilments_request_supplier"),
+    CheckConstraint("state IN ('pending', 'placing', 'placed', 'failed', 'cancelled')", name="ck_fulfilments_state"),
 )
+Index(
+    "ix_fulfilments_open",
+    fulfilments.c.state,
+    fulfilments.c.updated_at,
+    postgresql_where=fulfilments.c.state.in_(["pending", "placing"]),
+)
+Index("ix_fulfilments_request", fulfilments.c.request_id)

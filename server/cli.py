@@ -243,6 +243,9 @@ def eval_(ctx: typer.Context) -> None:
     raise typer.Exit(eval_main(list(ctx.args)))
 
 
+import server.cli_fulfilment  # noqa: E402,F401  (registers erp/sandbox/suppliers commands)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -59,6 +59,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     database_url = ctx.get("database_url") or settings.DATABASE_URL
     redis_url = ctx.get("redis_url") or settings.REDIS_URL
     assert database_url and redis_url, "the worker needs DATABASE_URL and REDIS_URL (procure serve sets them)"
+    from server.tracing import configure_tracing
+
+    configure_tracing(settings)  # LangSmith only with LANGSMITH_API_KEY; otherwise explicitly off
     services = await Services.create(settings, database_url, redis_url)
     runner, pool = await build_runner(services)
     ctx.update(services=services, runner=runner, cp_pool=pool)
@@ -76,6 +79,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     task = ctx.get("sweeper")
     if task:
         task.cancel()
+    if "services" in ctx:
+        try:
+            from server.fulfilment_jobs import close as close_fulfilment
+
+            await close_fulfilment(ctx["services"])  # the fulfilment sweeper, ERP client and Chromium
+        except ImportError:
+            pass
     if "cp_pool" in ctx:
         await ctx["cp_pool"].close()
     if "services" in ctx:
@@ -138,9 +148,9 @@ def worker_settings(settings: Settings, database_url: str, redis_url: str) -> di
 
     functions: list[Any] = [func(run_turn, name="run_turn", max_tries=200, timeout=settings.TURN_TIMEOUT_SECONDS)]
     try:
-        from server.fulfilment_jobs import JOBS
+        from server.fulfilment_jobs import jobs_for
 
-        functions += JOBS
+        functions += jobs_for(settings)
     except ImportError:
         pass
     return {

@@ -1,4 +1,4 @@
-"""Read-only view of where a request's lines were ordered (``orders PR-12``)."""
+"""Read-only view of where a request's lines were ordered (``orders PR-12``, ``GET /api/purchase-requests/...``)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,25 @@ from core.db import fulfilments
 
 
 async def fulfilments_of(engine: AsyncEngine, request_id: int) -> list[dict[str, Any]]:
-    """Fulfilments of a request, by supplier: state, channel, external order id, attempts, error, evidence."""
+    """Fulfilments of a request, by supplier code.
+
+    Returns:
+        One dict per fulfilment: ``id``, ``supplier``, ``channel`` (``erp``/``website``), ``state`` (``pending``,
+        ``placing``, ``placed``, ``failed``, ``cancelled``), ``reference`` (our PO reference), ``external_order_id``
+        and ``external_state`` (the destination's), ``attempts``, ``round_attempts``, ``retries``, ``error``,
+        ``evidence_keys`` (object-storage keys of failed runs), ``lines`` (positions, SKUs, quantities as strings),
+        ``created_at``, ``attempted_at``, ``placed_at``, ``failed_at`` (ISO 8601 or ``None``).
+    """
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
                 select(fulfilments).where(fulfilments.c.request_id == request_id).order_by(fulfilments.c.supplier)
             )
         ).all()
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
     return [
         {
             "id": r.id,
@@ -26,28 +38,60 @@ async def fulfilments_of(engine: AsyncEngine, request_id: int) -> list[dict[str,
             "state": r.state,
             "reference": r.idempotency_key,
             "external_order_id": r.external_order_id,
+            "external_state": r.external_state,
             "attempts": r.attempts,
+            "round_attempts": r.round_attempts,
+            "retries": r.retries,
             "error": r.error,
             "evidence_keys": list(r.evidence_keys or []),
-            "placed_at": r.placed_at.isoformat() if r.placed_at else None,
+            "lines": list(r.lines or []),
+            "created_at": iso(r.created_at),
+            "attempted_at": iso(r.attempted_at),
+            "placed_at": iso(r.placed_at),
+            "failed_at": iso(r.failed_at),
         }
         for r in rows
     ]
 
 
+def _state_text(f: dict[str, Any]) -> str:
+    state = f["state"]
+    if state == "placed":
+        text = f"placed — order *{f['external_order_id']}*"
+        if f.get("external_state") and f["external_state"] != "placed":
+            text += f" ({f['external_state']})"
+        return text
+    if state == "pending" and f.get("error"):
+        return f"retrying after attempt {f['round_attempts']} — {f['error'][:120]}"
+    if state == "placing":
+        return f"being placed (attempt {f['round_attempts']})"
+    if state == "failed":
+        return f"failed after {f['round_attempts']} attempt(s) — {(f['error'] or 'unknown')[:120]}"
+    if state == "cancelled":
+        return f"cancelled at the destination (order {f['external_order_id']})"
+    return state
+
+
 async def orders_text(engine: AsyncEngine, req: Any) -> str:
-    """WhatsApp text: each supplier's order for the request, its state and order number, and which lines."""
+    """WhatsApp text: each supplier's order for the request, where it went, its state and order number, its lines.
+
+    Args:
+        engine: SQLAlchemy engine.
+        req: a :class:`tools.requests.RequestView`.
+    """
     rows = await fulfilments_of(engine, req.id)
     head = f"*Orders for {req.number}* ({req.status.replace('_', ' ')})"
     if not rows:
         return head + "\nNo orders have been placed yet."
     out = [head]
     for f in rows:
-        lines = [ln for i, ln in enumerate(req.lines) if req.suppliers.get(i) == f["supplier"]]
-        what = ", ".join(f"{ln.quantity.normalize():f} {ln.unit} {ln.sku}" for ln in lines)
+        if f["lines"]:
+            what = ", ".join(f"{ln['quantity']} {ln['unit']} {ln.get('sku') or ln['description']}" for ln in f["lines"])
+        else:
+            lines = [ln for i, ln in enumerate(req.lines) if req.suppliers.get(i) == f["supplier"]]
+            what = ", ".join(f"{ln.quantity.normalize():f} {ln.unit} {ln.sku}" for ln in lines)
         where = "ERP" if f["channel"] == "erp" else "website"
-        state = f["state"] + (f" — order *{f['external_order_id']}*" if f["external_order_id"] else "")
-        if f["state"] == "failed" and f["error"]:
-            state += f" — {f['error'][:120]}"
-        out.append(f"• {f['supplier']} ({where}): {state}\n  {what}")
+        out.append(f"• {f['supplier']} ({where}, ref {f['reference']}): {_state_text(f)}\n  {what}")
+    if any(f["state"] == "failed" for f in rows):
+        out.append("Failed orders can be retried with the Retry button of their failure message.")
     return "\n".join(out)

@@ -1,0 +1,202 @@
+"""Fulfilment on arq: the ``place_fulfilment`` job, the turn-effect hook that enqueues it, and a sweeper.
+
+The work lives in :mod:`tools.fulfilment`; this module wires it into the worker process:
+
+* :func:`install` (called by ``server.worker.startup``) builds one :class:`~tools.fulfilment.Fulfiller` per worker
+  and sets ``services.extras["fulfilment"]``, the hook :meth:`server.turns.TurnRunner.apply_effect` calls for
+  ``{"type": "fulfil", "request_id"}`` (after an approval) and ``{"type": "retry_fulfilment", "fulfilment_id",
+  "by"}`` (a Retry press). Nothing heavy starts here: the ERP client and Chromium start with their first order.
+* one job per fulfilment round, enqueued under a stable ``_job_id`` (``fulfil:<id>:<retries>``), so a turn that is
+  re-run after a crash enqueues nothing twice;
+* a sweeper task re-enqueues fulfilments left ``placing`` by a dead worker or whose job was lost (arq does not
+  retry a job that hit its timeout, and gives up after ``max_tries``).
+
+arq semantics relied on (../shared/STACK-NOTES.md): a SIGKILLed job is re-run after its timeout + 10 s; only
+``Retry`` (and cancellation) is retried; ``_job_id`` refuses a duplicate while the job or its result exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from arq import func
+from arq.worker import Function
+
+from core.config import Settings
+from server import outbox
+from server.services import Services
+from tools.fulfilment import OPEN_STATES, Fulfiller, job_id
+
+log = logging.getLogger(__name__)
+
+#: arq function name of the job.
+JOB_NAME = "place_fulfilment"
+#: Seconds a finished job's result is kept; while it is, its ``_job_id`` cannot be enqueued again.
+KEEP_RESULT_SECONDS = 3600
+
+
+async def place_fulfilment(ctx: dict[str, Any], fulfilment_id: int) -> str:
+    """Job: place one fulfilment (see :meth:`tools.fulfilment.Fulfiller.place`).
+
+    Args:
+        ctx: arq's context; ``ctx["services"]`` is the worker's :class:`~server.services.Services`.
+        fulfilment_id: ``fulfilments.id``.
+
+    Returns:
+        The fulfilment's state afterwards (``placed``, ``failed``, ``cancelled``) or ``missing``.
+
+    Raises:
+        arq.Retry: a retryable failure with tries left, the fulfilment or website account is busy, or our own
+            infrastructure failed transiently.
+    """
+    services: Services = ctx["services"]
+    fulfiller = services.extras.get("fulfiller") or install(services)
+    return await fulfiller.place(fulfilment_id, job_try=int(ctx.get("job_try", 1)))
+
+
+def jobs_for(settings: Settings) -> list[Function]:
+    """The fulfilment jobs with this deployment's limits.
+
+    ``timeout`` is ``FULFILMENT_TIMEOUT_SECONDS`` (an attempt stops itself earlier and retries). ``max_tries``
+    leaves room beyond ``FULFILMENT_MAX_TRIES`` for deferrals that are not attempts (another worker holds the
+    fulfilment or the website account; our database blinked).
+    """
+    return [
+        func(
+            place_fulfilment,
+            name=JOB_NAME,
+            timeout=settings.FULFILMENT_TIMEOUT_SECONDS,
+            max_tries=settings.FULFILMENT_MAX_TRIES * 3 + 20,
+            keep_result=KEEP_RESULT_SECONDS,
+        )
+    ]
+
+
+#: The jobs with default limits (``server.worker`` uses :func:`jobs_for` with the process settings).
+JOBS: list[Function] = jobs_for(Settings.model_construct())
+
+
+async def enqueue(services: Services, fulfilment_id: int, jid: str) -> bool:
+    """Enqueue the job of a fulfilment under ``jid``; False when arq already holds that job (or its result)."""
+    job = await services.redis.enqueue_job(JOB_NAME, fulfilment_id, _job_id=jid)
+    return job is not None
+
+
+def _notifier(services: Services) -> Any:
+    async def notify(provider: str, key_prefix: str, messages: list[dict[str, Any]]) -> None:
+        # Requests remember the channel they came in on; fall back to any configured one.
+        channel = provider if provider in services.channels else next(iter(services.channels))
+        await outbox.send_all(services.engine, services.channels, channel, key_prefix, messages)
+
+    return notify
+
+
+async def apply_effect(services: Services, effect: dict[str, Any], ctx: Any) -> None:
+    """The ``services.extras["fulfilment"]`` hook: create fulfilments and enqueue their jobs (idempotent).
+
+    Args:
+        services: the worker's services (after :func:`install`).
+        effect: ``{"type": "fulfil", "request_id": n}`` or ``{"type": "retry_fulfilment", "fulfilment_id": n,
+            "by": user_id}``.
+        ctx: the turn's :class:`graphs.context.Context` (``provider``, ``turn_id``).
+    """
+    fulfiller: Fulfiller = services.extras["fulfiller"]
+    provider = getattr(ctx, "provider", None) or "meta"
+    if effect["type"] == "fulfil":
+        if not await fulfiller.enabled():
+            log.info(
+                "fulfilment is not configured (no ERP_URL, no suppliers): PR-%s stays approved", effect["request_id"]
+            )
+            return
+        for f in await fulfiller.create_for_request(int(effect["request_id"]), provider=provider):
+            if f.state in OPEN_STATES:
+                await enqueue(services, f.id, job_id(f.id, f.retries))
+        return
+    if effect["type"] == "retry_fulfilment":
+        token = f"turn{getattr(ctx, 'turn_id', None) or 0}"
+        outcome = await fulfiller.retry(int(effect["fulfilment_id"]), int(effect["by"]), provider=provider, token=token)
+        if outcome.job_id is not None and outcome.fulfilment is not None:
+            await enqueue(services, outcome.fulfilment.id, outcome.job_id)
+        return
+    log.warning("fulfilment hook got an unknown effect %r", effect)
+
+
+async def sweep_once(services: Services) -> int:
+    """Re-enqueue fulfilments nobody is working on (see :meth:`Fulfiller.stale`); returns jobs enqueued."""
+    fulfiller: Fulfiller = services.extras["fulfiller"]
+    n = 0
+    for fid, jid in await fulfiller.stale():
+        n += await enqueue(services, fid, jid)
+    return n
+
+
+async def _sweep_forever(services: Services) -> None:
+    while True:
+        try:
+            n = await sweep_once(services)
+            if n:
+                log.info("fulfilment sweeper re-enqueued %d job(s)", n)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the sweeper must outlive database or Redis hiccups
+            log.warning("fulfilment sweep failed: %s", exc)
+        await asyncio.sleep(max(1.0, services.settings.SWEEP_INTERVAL_SECONDS))
+
+
+def install(services: Services, *, sweeper: bool = True, **fulfiller_options: Any) -> Fulfiller:
+    """Set up fulfilment in a worker: the :class:`Fulfiller`, the turn-effect hook and the sweeper task.
+
+    Args:
+        services: the process services.
+        sweeper: start the sweeper task (needs a running event loop; worker start-up has one).
+        **fulfiller_options: passed to :class:`Fulfiller` (tests: ``browser_pool``, ``erp``, ``storage``).
+
+    Returns:
+        The fulfiller (also ``services.extras["fulfiller"]``).
+    """
+    fulfiller = Fulfiller(
+        services.engine,
+        services.settings,
+        database_url=services.database_url,
+        notify=_notifier(services),
+        **fulfiller_options,
+    )
+    services.extras["fulfiller"] = fulfiller
+
+    async def hook(effect: dict[str, Any], ctx: Any) -> None:
+        await apply_effect(services, effect, ctx)
+
+    services.extras["fulfilment"] = hook
+    if sweeper:
+        with contextlib.suppress(RuntimeError):  # no running loop: a caller that sweeps itself
+            services.extras["fulfilment_sweeper"] = asyncio.get_running_loop().create_task(_sweep_forever(services))
+    return fulfiller
+
+
+async def close(services: Services) -> None:
+    """Stop the sweeper and close the ERP client and Chromium (worker shutdown)."""
+    task = services.extras.pop("fulfilment_sweeper", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    fulfiller = services.extras.pop("fulfiller", None)
+    services.extras.pop("fulfilment", None)
+    if fulfiller is not None:
+        await fulfiller.aclose()
+
+
+__all__ = [
+    "JOBS",
+    "JOB_NAME",
+    "apply_effect",
+    "close",
+    "enqueue",
+    "install",
+    "jobs_for",
+    "place_fulfilment",
+    "sweep_once",
+]
