@@ -391,7 +391,8 @@ async def test_worker_sigkilled_after_destination_recorded_does_not_order_again(
         assert len(website.orders(po=web_ref)) == 1
         placed = await audit_of(engine, rid, "fulfilment.placed")
         assert sorted(d["how"] for d in placed) == ["already_placed", "already_placed"]
-        assert all(r.attempts == 2 for r in rows.values())
+        # The dead attempt and at least one retry (the sweeper and arq may both retry; only one places).
+        assert all(r.attempts >= 2 for r in rows.values())
         assert await request_status(engine, rid) == "ordered"
     finally:
         first.kill()
