@@ -21,10 +21,13 @@ from server.channels.base import InboundMessage
 
 log = logging.getLogger(__name__)
 
+# All rows travel as ONE JSON document (serialised by the C json encoder) and are unpacked by PostgreSQL:
+# much cheaper per row than binding eight arrays, which psycopg would quote element by element.
 _INSERT = """
 INSERT INTO inbox (provider, provider_message_id, chat_id, sender, type, message, raw_payload, sent_at)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[],
-                     %s::timestamptz[])
+SELECT r.provider, r.provider_message_id, r.chat_id, r.sender, r.type, r.message, r.raw_payload, r.sent_at
+FROM jsonb_to_recordset(%s::jsonb) AS r(provider text, provider_message_id text, chat_id text, sender text,
+                                        type text, message jsonb, raw_payload jsonb, sent_at timestamptz)
 ON CONFLICT (provider_message_id) DO NOTHING
 RETURNING id, provider_message_id
 """
@@ -88,26 +91,25 @@ class IngestBatcher:
     async def _insert(
         self, batch: list[tuple[Sequence[InboundMessage], Any]]
     ) -> list[list[tuple[int, InboundMessage]]]:
-        from psycopg.types.json import Jsonb
+        import json
 
-        flat = [m for msgs, _ in batch for m in msgs]
-        cols: list[list[Any]] = [[] for _ in range(8)]
-        for m in flat:
-            for i, v in enumerate(
-                (
-                    m.provider,
-                    m.provider_message_id,
-                    m.chat_id,
-                    m.sender,
-                    str(m.kind),
-                    Jsonb(m.to_dict()),
-                    Jsonb(m.raw or {}),
-                    m.timestamp,
-                )
-            ):
-                cols[i].append(v)
+        rows_in = [
+            {
+                "provider": m.provider,
+                "provider_message_id": m.provider_message_id,
+                "chat_id": m.chat_id,
+                "sender": m.sender,
+                "type": str(m.kind),
+                "message": m.to_dict(),
+                "raw_payload": m.raw or {},
+                "sent_at": m.timestamp.isoformat(),
+            }
+            for msgs, _ in batch
+            for m in msgs
+        ]
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_INSERT, cols)).fetchall()
+            cur = await conn.execute(_INSERT, (json.dumps(rows_in, separators=(",", ":")),))
+            rows = await cur.fetchall()
         ids = {pmid: rid for rid, pmid in rows}
         out: list[list[tuple[int, InboundMessage]]] = []
         for msgs, _ in batch:
