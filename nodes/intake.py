@@ -81,6 +81,15 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
                 await record(runtime, "request.amendment_drafted", request_id=req.id, msg=msg, details={"changes": log})
                 update.update(draft=new_draft, show_summary=True)
                 return update
+        elif (
+            req is not None
+            and req.requester.id == user.id
+            and parse_edits(text, req.lines, ctx.catalog, now=now, sites=sites)
+        ):
+            # A correction to a request that is already approved (and being ordered): say so, change nothing.
+            status = req.status.replace("_", " ")
+            update["notes"] = add_note(state, t("amend_locked", number=req.number, status=status))
+            return update
 
     result = extract(text, ctx.catalog, now=now, sites=sites)
     if not result.lines and not result.site and not result.needed_by:

@@ -42,3 +42,14 @@ async def test_print_demo(engine, seeded, capsys):
         print("->", m["to"], m["type"], "\n" + m["text"])
     for m in await co.turn(amina, "status", "help"):
         print("->", m["to"], m["type"], "\n" + m["text"])
+
+
+async def test_approved_request_cannot_be_amended(engine, seeded):
+    co = Company(engine)
+    amina, brian = seeded["amina"], seeded["brian"]
+    await co.turn(amina, "10 boxes a4 paper for nairobi by friday")
+    await co.turn(amina, button("confirm", amina.wa_id))
+    await co.turn(brian, button("approve:1:1", brian.wa_id))
+    out = await co.turn(amina, "make the paper 12")
+    assert "can't be changed" in out[-1]["text"]
+    assert not co.last_state.get("draft")

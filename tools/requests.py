@@ -22,7 +22,9 @@ from core.policy import Approver, choose_approver, may_decide, total_of
 from core.repo import User, audit
 
 NUMBER_RE = re.compile(r"\bPR[-\s]?(\d{1,9})\b", re.IGNORECASE)
-OPEN_STATUSES = (RequestStatus.PENDING_APPROVAL.value, RequestStatus.APPROVED.value)
+#: Statuses a requester may still amend. An approved request is being ordered (fulfilment starts on approval),
+#: so changing it must go through the buyer, not re-open approval behind orders already placed.
+OPEN_STATUSES = (RequestStatus.PENDING_APPROVAL.value,)
 
 
 def number_of(request_id: int) -> str:
