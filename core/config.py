@@ -6,7 +6,6 @@ and pass clients down through the run's ``Context``.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -131,10 +130,6 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when either service is embedded (no URL configured)."""
         return self.DATABASE_URL is None or self.REDIS_URL is None
-
-
-ZERO = Decimal("0")
-_ = Field  # re-exported for settings subclasses
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -20,18 +19,6 @@ def alembic_config(database_url: str) -> Config:
     # Alembic's config is ConfigParser-based: '%' must be doubled.
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
     return cfg
-
-
-async def setup_checkpointer(database_url: str) -> None:
-    """Create LangGraph's checkpoint tables (idempotent)."""
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-    from psycopg import AsyncConnection
-    from psycopg.rows import dict_row
-
-    async with await AsyncConnection.connect(
-        libpq_url(database_url), autocommit=True, prepare_threshold=0, row_factory=dict_row
-    ) as conn:
-        await AsyncPostgresSaver(conn).setup()
 
 
 def upgrade(database_url: str) -> None:
@@ -59,8 +46,3 @@ def _setup_checkpointer_sync(database_url: str) -> None:
 
     with psycopg.connect(libpq_url(database_url), autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
         PostgresSaver(conn).setup()
-
-
-async def aupgrade(database_url: str) -> None:
-    """Async form of :func:`upgrade` for code already inside an event loop."""
-    await asyncio.to_thread(upgrade, database_url)

@@ -20,18 +20,10 @@ from nodes.decisions import handle_button, handle_reason
 from nodes.intake import handle_confirmation, handle_media, interpret_text, skip_message
 from nodes.llm_intake import call_model
 from nodes.respond import ingest, respond
-from nodes.routing import route_after_messages, route_next
+from nodes.routing import NODE_FOR, route_after_messages, route_next
 
-HANDLERS = [
-    "handle_button",
-    "handle_command",
-    "handle_confirmation",
-    "handle_reason",
-    "answer_catalog",
-    "handle_media",
-    "interpret_text",
-    "skip_message",
-]
+#: Every per-message handler node (one per intent), from the routing table.
+HANDLERS = sorted(set(NODE_FOR.values()))
 
 
 def after_messages(state: State) -> dict[str, Any]:

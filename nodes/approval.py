@@ -7,15 +7,17 @@ the request is still pending at that revision.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from core.repo import get_user
-from graphs.context import Context
 from nodes.compose import button_title, buttons_msg, fmt_date, render_lines, t, text_msg
 from tools import requests as R
+
+if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
+    from graphs.context import Context
 
 
 class ApprovalInterrupt(TypedDict):

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
 from core.domain import Role
-from graphs.context import Context
 from nodes.common import add_note, current, record, user_of
 from nodes.compose import fmt_date, render_lines, t
 from nodes.routing import command_of
 from tools import requests as R
 from tools.extractor import answer_query
+
+if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
+    from graphs.context import Context
 
 SEE_ALL = (Role.BUYER, Role.ADMIN)
 

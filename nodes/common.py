@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from langgraph.runtime import Runtime
 
 from core.repo import User, audit
-from graphs.context import Context
+
+if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
+    from graphs.context import Context
 
 
 def current(state: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:

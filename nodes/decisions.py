@@ -7,19 +7,21 @@ by resuming the request's approval thread (``Command(resume=...)``), which re-ch
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
 from core.domain import Role
 from core.policy import may_decide
-from graphs.context import Context
 from nodes import draft as D
 from nodes.common import add_note, current, record, user_of
 from nodes.compose import t
 from nodes.intake import _complete, _today, submit_draft
 from tools import requests as R
 from tools.units import convert
+
+if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
+    from graphs.context import Context
 
 DECISION_RE = re.compile(r"^(approve|reject):(\d+):(\d+)$")
 PICK_RE = re.compile(r"^pick:(\d+):(.+)$")

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
 from core.domain import Line
 from core.policy import NoApproverError, missing_fields
-from graphs.context import Context
 from nodes import draft as D
 from nodes.common import add_note, current, message_time, record, user_of
 from nodes.compose import t
 from tools import requests as R
 from tools.extractor import extract, parse_edits
+
+if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
+    from graphs.context import Context
 
 _MEDIA_NAMES = {
     "image": "photos",

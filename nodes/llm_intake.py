@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
@@ -21,13 +21,15 @@ from sqlalchemy import insert
 
 from core.db import llm_usage
 from core.domain import Line
-from graphs.context import Context
 from nodes import draft as D
 from nodes.common import add_note, message_time, record, user_of
 from nodes.compose import t
 from prompts import INTAKE_PROMPT_VERSION, load_prompt
 from tools.intake_tools import ROLE_TOOLS, SCHEMAS, tools_for
 from tools.units import convert
+
+if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
+    from graphs.context import Context
 
 log = logging.getLogger(__name__)
 MAX_CALLS_PER_TURN = 2

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
 from core.policy import missing_fields, total_of
-from graphs.context import Context
 from nodes import draft as D
 from nodes.common import message_time
 from nodes.compose import button_title, buttons_msg, fmt_qty, list_msg, render_summary, t, text_msg
+
+if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
+    from graphs.context import Context
 
 #: Interactive bodies are limited to 1,024 characters; longer summaries go out as text first.
 INTERACTIVE_BODY_MAX = 1024

@@ -11,7 +11,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -164,6 +164,3 @@ def create_app(settings: Settings, database_url: str, redis_url: str, *, service
 
     app.include_router(make_router(svc), dependencies=[Depends(require_admin)])
     return app
-
-
-_ = Any

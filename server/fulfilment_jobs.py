@@ -27,7 +27,7 @@ from arq.worker import Function
 
 from core.config import Settings
 from server import outbox
-from server.services import Services
+from server.services import Services, run_periodically
 from tools.fulfilment import OPEN_STATES, Fulfiller, job_id
 
 log = logging.getLogger(__name__)
@@ -133,19 +133,6 @@ async def sweep_once(services: Services) -> int:
     return n
 
 
-async def _sweep_forever(services: Services) -> None:
-    while True:
-        try:
-            n = await sweep_once(services)
-            if n:
-                log.info("fulfilment sweeper re-enqueued %d job(s)", n)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the sweeper must outlive database or Redis hiccups
-            log.warning("fulfilment sweep failed: %s", exc)
-        await asyncio.sleep(max(1.0, services.settings.SWEEP_INTERVAL_SECONDS))
-
-
 def install(services: Services, *, sweeper: bool = True, **fulfiller_options: Any) -> Fulfiller:
     """Set up fulfilment in a worker: the :class:`Fulfiller`, the turn-effect hook and the sweeper task.
 
@@ -172,7 +159,13 @@ def install(services: Services, *, sweeper: bool = True, **fulfiller_options: An
     services.extras["fulfilment"] = hook
     if sweeper:
         with contextlib.suppress(RuntimeError):  # no running loop: a caller that sweeps itself
-            services.extras["fulfilment_sweeper"] = asyncio.get_running_loop().create_task(_sweep_forever(services))
+            services.extras["fulfilment_sweeper"] = asyncio.get_running_loop().create_task(
+                run_periodically(
+                    "fulfilment sweeper",
+                    lambda: sweep_once(services),
+                    max(1.0, services.settings.SWEEP_INTERVAL_SECONDS),
+                )
+            )
     return fulfiller
 
 

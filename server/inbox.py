@@ -1,69 +1,22 @@
 """Durable inbox: inbound messages stored exactly once (unique provider message id), statuses applied.
 
-The webhook answers 200 only after :func:`store_inbound` committed; a duplicate delivery inserts nothing.
+The webhook answers 200 only after the insert (``server.ingest.IngestBatcher``) committed; a duplicate
+delivery inserts nothing.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import inbox
-from server.channels.base import InboundMessage, StatusUpdate
+from server.channels.base import StatusUpdate
 
 #: Forward order of delivery statuses; a late "delivered" never overwrites "read" (statuses arrive out of order).
 STATUS_RANK = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 3, "failed": 4}
-
-
-_INSERT = """
-INSERT INTO inbox (provider, provider_message_id, chat_id, sender, type, message, raw_payload, sent_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (provider_message_id) DO NOTHING
-RETURNING id
-"""
-
-
-async def store_inbound(pool: Any, messages: Sequence[InboundMessage]) -> list[tuple[int, InboundMessage]]:
-    """Insert messages, skipping ones already stored; returns ``(inbox id, message)`` for the NEW ones only.
-
-    Each INSERT runs in autocommit mode, so it is durable when this returns (one round trip per message;
-    the hot path of the webhook, hence plain psycopg rather than the ORM layer).
-
-    Args:
-        pool: a ``psycopg_pool.AsyncConnectionPool`` (autocommit connections).
-        messages: parsed inbound messages.
-
-    Raises:
-        psycopg.OperationalError / psycopg_pool.PoolTimeout: the database is unreachable (the caller answers 503).
-    """
-    from psycopg.types.json import Jsonb
-
-    out: list[tuple[int, InboundMessage]] = []
-    if not messages:
-        return out
-    async with pool.connection() as conn:
-        for m in messages:
-            cur = await conn.execute(
-                _INSERT,
-                (
-                    m.provider,
-                    m.provider_message_id,
-                    m.chat_id,
-                    m.sender,
-                    str(m.kind),
-                    Jsonb(m.to_dict()),
-                    Jsonb(m.raw or {}),
-                    m.timestamp,
-                ),
-            )
-            row = await cur.fetchone()
-            if row is not None:
-                out.append((row[0], m))
-    return out
 
 
 async def apply_statuses(engine: AsyncEngine, statuses: Sequence[StatusUpdate]) -> int:
@@ -121,6 +74,3 @@ async def pending_chats(engine: AsyncEngine, older_than_seconds: float) -> list[
             )
         ).all()
     return [(r.provider, r.chat_id) for r in rows]
-
-
-_ = update

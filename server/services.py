@@ -7,19 +7,16 @@ per-turn ``Context`` instead of reading globals or the environment.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
-from core.db import catalog_items, make_engine
-from core.repo import load_catalog
+from core.db import make_engine
 from server.channels.base import Channel
-from tools.catalog_match import CatalogIndex
+from tools.catalog_match import CatalogCache, CatalogIndex
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +71,7 @@ class Services:
     pg: Any = None
     #: batches concurrent webhook inserts and turn scheduling (server.ingest.IngestBatcher).
     ingest: Any = None
-    _catalog: CatalogIndex | None = None
-    _catalog_version: tuple[Any, ...] | None = None
-    _catalog_checked: float = 0.0
+    _catalogs: CatalogCache = field(default_factory=CatalogCache)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -120,22 +115,7 @@ class Services:
 
     async def catalog(self) -> CatalogIndex:
         """The catalogue index, rebuilt when another process imported a new catalogue (checked every 5 s)."""
-        now = time.monotonic()
-        if self._catalog is not None and now - self._catalog_checked < 5:
-            return self._catalog
-        async with self.engine.connect() as conn:
-            version = tuple(
-                (
-                    await conn.execute(
-                        select(func.count(), func.max(catalog_items.c.updated_at)).select_from(catalog_items)
-                    )
-                ).one()
-            )
-            if self._catalog is None or version != self._catalog_version:
-                self._catalog = CatalogIndex(await load_catalog(conn))
-                self._catalog_version = version
-        self._catalog_checked = now
-        return self._catalog
+        return await self._catalogs.get(self.engine)
 
     async def aclose(self) -> None:
         """Close every client."""
@@ -147,3 +127,23 @@ class Services:
         if self.pg is not None:
             await self.pg.close()
         await self.engine.dispose()
+
+
+async def run_periodically(what: str, job: Any, interval: float) -> None:
+    """Run ``await job()`` every ``interval`` seconds until cancelled; failures are logged, never fatal.
+
+    Used by the workers' sweepers, which must outlive database or Redis hiccups. ``job`` returns how many
+    jobs it re-enqueued (logged when non-zero).
+    """
+    import asyncio
+
+    while True:
+        try:
+            n = await job()
+            if n:
+                log.info("%s re-enqueued %d job(s)", what, n)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s failed: %s", what, exc)
+        await asyncio.sleep(interval)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, fields
@@ -173,9 +172,9 @@ class ContextResolver:
         self._database_url: str | None = None
         self._boot_lock = threading.Lock()
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        self._catalog: Any = None
-        self._catalog_version: tuple[Any, ...] | None = None
-        self._catalog_checked = 0.0
+        from tools.catalog_match import CatalogCache
+
+        self._catalogs = CatalogCache(CATALOG_CHECK_SECONDS)
         self._chat_model: Any = None
         self._chat_model_made = False
 
@@ -210,28 +209,7 @@ class ContextResolver:
 
     async def catalog(self, engine: Any) -> Any:
         """The catalogue index, rebuilt when the catalogue's row count or last update changed."""
-        from sqlalchemy import func, select
-
-        from core.db import catalog_items
-        from core.repo import load_catalog
-        from tools.catalog_match import CatalogIndex
-
-        now = time.monotonic()
-        if self._catalog is not None and now - self._catalog_checked < CATALOG_CHECK_SECONDS:
-            return self._catalog
-        async with engine.connect() as conn:
-            version = tuple(
-                (
-                    await conn.execute(
-                        select(func.count(), func.max(catalog_items.c.updated_at)).select_from(catalog_items)
-                    )
-                ).one()
-            )
-            if self._catalog is None or version != self._catalog_version:
-                self._catalog = CatalogIndex(await load_catalog(conn))
-                self._catalog_version = version
-        self._catalog_checked = now
-        return self._catalog
+        return await self._catalogs.get(engine)
 
     def chat_model(self) -> Any:
         """The configured chat model (``LLM_MODEL``), or ``None`` for the deterministic path only."""

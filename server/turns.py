@@ -70,7 +70,7 @@ return due_ms
 
 
 def schedule_script() -> str:
-    """The Lua script that extends a burst and enqueues its turn job (see :func:`schedule_turn`)."""
+    """The Lua script that extends a burst and enqueues its turn job (run by ``server.ingest.IngestBatcher``)."""
     return _SCHEDULE
 
 
@@ -95,19 +95,6 @@ def schedule_args(settings: Settings, provider: str, chat_id: str, inbox_id: int
         86_400_000,  # job payload kept a day past its due time, as arq's default expires_extra_ms
         job_id,
     ]
-
-
-async def schedule_turn(
-    redis: ArqRedis, settings: Settings, provider: str, chat_id: str, inbox_id: int, *, now: float | None = None
-) -> float:
-    """Extend the chat's burst and enqueue its turn job in one round trip; returns the due time (unix seconds).
-
-    Raises:
-        redis.exceptions.RedisError: Redis unreachable (the message is durable; the sweeper schedules it later).
-    """
-    now = time.time() if now is None else now
-    due_ms = await redis.eval(_SCHEDULE, 4, *schedule_args(settings, provider, chat_id, inbox_id, now))  # type: ignore[misc]
-    return float(due_ms) / 1000
 
 
 async def _not_due(redis: ArqRedis, settings: Settings, provider: str, chat_id: str) -> float:

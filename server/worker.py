@@ -23,7 +23,7 @@ from core.config import Settings, get_settings
 from core.db import turns
 from core.embedded import libpq_url
 from server.inbox import pending_chats
-from server.services import Services, redis_settings
+from server.services import Services, redis_settings, run_periodically
 from server.turns import TurnRunner, run_turn_with_retry_mapping
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         install_fulfilment(services)
     except ImportError:
         pass
-    ctx["sweeper"] = asyncio.create_task(_sweep_forever(services))
+    ctx["sweeper"] = asyncio.create_task(
+        run_periodically("turn sweeper", lambda: sweep_once(services), services.settings.SWEEP_INTERVAL_SECONDS)
+    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -123,19 +125,6 @@ async def sweep_once(services: Services) -> int:
         )
         n += job is not None
     return n
-
-
-async def _sweep_forever(services: Services) -> None:
-    while True:
-        try:
-            n = await sweep_once(services)
-            if n:
-                log.info("sweeper re-scheduled %d turn(s)", n)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the sweeper must survive database or Redis hiccups
-            log.warning("sweep failed: %s", exc)
-        await asyncio.sleep(services.settings.SWEEP_INTERVAL_SECONDS)
 
 
 def worker_settings(settings: Settings, database_url: str, redis_url: str) -> dict[str, Any]:

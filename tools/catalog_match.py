@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from rapidfuzz.distance import OSA
 
@@ -372,3 +372,41 @@ def _doc(item: CatalogItem) -> str:
 def _unit(vec: Sequence[float]) -> list[float]:
     norm = math.sqrt(sum(x * x for x in vec))
     return [x / norm for x in vec] if norm else [0.0 for _ in vec]
+
+
+class CatalogCache:
+    """A process's catalogue index, rebuilt only when the catalogue table changed.
+
+    Another process may import a new catalogue at any time; the table's row count and last ``updated_at`` are
+    checked at most every ``check_seconds`` (one cheap query) and the index is rebuilt when they differ.
+
+    Args:
+        check_seconds: how often, in seconds, to look for a changed catalogue.
+    """
+
+    def __init__(self, check_seconds: float = 5.0) -> None:
+        self.check_seconds = check_seconds
+        self._index: CatalogIndex | None = None
+        self._version: tuple[object, ...] | None = None
+        self._checked = 0.0
+
+    async def get(self, engine: Any) -> CatalogIndex:
+        """The current index, loaded with ``engine`` (an SQLAlchemy ``AsyncEngine``) when needed."""
+        import time
+
+        from sqlalchemy import func, select
+
+        from core.db import catalog_items
+        from core.repo import load_catalog
+
+        now = time.monotonic()
+        if self._index is not None and now - self._checked < self.check_seconds:
+            return self._index
+        async with engine.connect() as conn:
+            stmt = select(func.count(), func.max(catalog_items.c.updated_at)).select_from(catalog_items)
+            version = tuple((await conn.execute(stmt)).one())
+            if self._index is None or version != self._version:
+                self._index = CatalogIndex(await load_catalog(conn))
+                self._version = version
+        self._checked = now
+        return self._index

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db import audit_log, purchase_request_lines, purchase_requests, users
@@ -488,6 +488,3 @@ async def latest_open_request(engine: AsyncEngine, requester_id: int) -> Request
             )
         ).first()
         return (await _views(conn, [row]))[0] if row else None
-
-
-_ = or_
