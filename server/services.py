@@ -93,7 +93,7 @@ class Services:
             min_size=2,
             max_size=pool_size,
             kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection,
+            # No check on checkout (a round trip per batch): IngestBatcher retries once on a dead connection.
             timeout=5,
             open=False,
         )

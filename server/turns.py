@@ -50,51 +50,72 @@ def lock_key(provider: str, chat_id: str) -> str:
     return f"procure:turnlock:{provider}:{chat_id}"
 
 
-# One round trip: extend the chat's burst and enqueue the turn job the way arq's enqueue_job does
-# (job payload under arq:job:<id> with an expiry, id in the queue's sorted set scored by its due time),
-# unless that job id already exists. Returns the due time in ms.
+# One round trip for a whole batch of messages: for each message, extend its chat's burst and enqueue the turn
+# job the way arq's enqueue_job does (job payload under arq:job:<id> with an expiry, id in the queue's sorted
+# set scored by its due time), unless that job id already exists.
+# KEYS: 4 per message (burst hash, job key, result key, queue). ARGV: now (unix s), burst ttl (s), debounce (s),
+# max debounce (s), job expiry past due (ms), then 2 per message (arq job payload, job id).
+# Returns the due times in ms, in message order.
 _SCHEDULE = """
-redis.call('HSETNX', KEYS[1], 'first', ARGV[1])
-redis.call('HSET', KEYS[1], 'last', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local first = tonumber(redis.call('HGET', KEYS[1], 'first'))
 local now = tonumber(ARGV[1])
-local due = math.min(now + tonumber(ARGV[3]), first + tonumber(ARGV[4]))
-local due_ms = math.floor(due * 1000)
-if redis.call('EXISTS', KEYS[2], KEYS[3]) == 0 then
-  redis.call('PSETEX', KEYS[2], due_ms - math.floor(now * 1000) + tonumber(ARGV[6]), ARGV[5])
-  redis.call('ZADD', KEYS[4], due_ms, ARGV[7])
+local now_ms = math.floor(now * 1000)
+local debounce, longest, extra = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+for i = 0, #KEYS / 4 - 1 do
+  local k, a = i * 4, 5 + i * 2
+  redis.call('HSETNX', KEYS[k + 1], 'first', ARGV[1])
+  redis.call('HSET', KEYS[k + 1], 'last', ARGV[1])
+  redis.call('EXPIRE', KEYS[k + 1], ARGV[2])
+  local first = tonumber(redis.call('HGET', KEYS[k + 1], 'first'))
+  local due_ms = math.floor(math.min(now + debounce, first + longest) * 1000)
+  if redis.call('EXISTS', KEYS[k + 2], KEYS[k + 3]) == 0 then
+    redis.call('PSETEX', KEYS[k + 2], due_ms - now_ms + extra, ARGV[a + 1])
+    redis.call('ZADD', KEYS[k + 4], due_ms, ARGV[a + 2])
+  end
+  out[i + 1] = due_ms
 end
-return due_ms
+return out
 """
 
 
 def schedule_script() -> str:
-    """The Lua script that extends a burst and enqueues its turn job (run by ``server.ingest.IngestBatcher``)."""
+    """The Lua script that extends bursts and enqueues their turn jobs (run by ``server.ingest.IngestBatcher``)."""
     return _SCHEDULE
 
 
-def schedule_args(settings: Settings, provider: str, chat_id: str, inbox_id: int, now: float) -> list[Any]:
-    """KEYS then ARGV of :data:`_SCHEDULE` for one message (4 keys)."""
+def schedule_args(settings: Settings, messages: list[tuple[str, str, int]], now: float) -> tuple[list[Any], list[Any]]:
+    """KEYS and ARGV of :data:`_SCHEDULE` for a batch of stored messages.
+
+    Args:
+        settings: debounce windows, turn timeout and queue name.
+        messages: ``(provider, chat id, inbox id)`` per message, in arrival order.
+        now: unix time in seconds.
+
+    Returns:
+        ``(keys, args)``: 4 keys per message; 5 shared arguments then 2 per message.
+    """
     from arq.constants import job_key_prefix, result_key_prefix
     from arq.jobs import serialize_job
 
     ttl = int(settings.DEBOUNCE_MAX_SECONDS + settings.TURN_TIMEOUT_SECONDS + 60)
-    job_id = f"turn:{provider}:{chat_id}:{inbox_id}"
-    payload = serialize_job("run_turn", (provider, chat_id), {}, None, int(now * 1000))
-    return [
-        debounce_key(provider, chat_id),
-        job_key_prefix + job_id,
-        result_key_prefix + job_id,
-        settings.QUEUE_NAME,
-        repr(now),
-        ttl,
-        repr(settings.DEBOUNCE_SECONDS),
-        repr(settings.DEBOUNCE_MAX_SECONDS),
-        payload,
-        86_400_000,  # job payload kept a day past its due time, as arq's default expires_extra_ms
-        job_id,
-    ]
+    enqueue_ms = int(now * 1000)
+    keys: list[Any] = []
+    # job payload kept a day past its due time, as arq's default expires_extra_ms
+    args: list[Any] = [repr(now), ttl, repr(settings.DEBOUNCE_SECONDS), repr(settings.DEBOUNCE_MAX_SECONDS), 86_400_000]
+    payloads: dict[tuple[str, str], bytes] = {}  # the job payload depends only on the chat
+    for provider, chat_id, inbox_id in messages:
+        job_id = f"turn:{provider}:{chat_id}:{inbox_id}"
+        payload = payloads.get((provider, chat_id))
+        if payload is None:
+            payload = payloads[provider, chat_id] = serialize_job("run_turn", (provider, chat_id), {}, None, enqueue_ms)
+        keys += (
+            debounce_key(provider, chat_id),
+            job_key_prefix + job_id,
+            result_key_prefix + job_id,
+            settings.QUEUE_NAME,
+        )
+        args += (payload, job_id)
+    return keys, args
 
 
 async def _not_due(redis: ArqRedis, settings: Settings, provider: str, chat_id: str) -> float:

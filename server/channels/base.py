@@ -382,6 +382,8 @@ class Channel(Protocol):
 
     #: Channel name, stored as :attr:`InboundMessage.provider` (``"meta"``, ``"twilio"``, ``"evolution"``).
     name: str
+    #: The signature covers the request URL (Twilio): the webhook handler then builds and passes ``url``.
+    signs_url: bool
 
     def verify_request(self, headers: Mapping[str, str], body: bytes, url: str) -> None:
         """Check that a webhook request comes from the provider.

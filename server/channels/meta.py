@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import orjson
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -120,6 +120,7 @@ class MetaCloudChannel(Channel):
     """
 
     name = "meta"
+    signs_url = False  # Meta signs the body only
 
     def __init__(
         self,
@@ -255,7 +256,7 @@ class MetaCloudChannel(Channel):
                 ``entry``/``changes``/``messages``/``statuses`` have the wrong JSON type.
         """
         try:
-            payload = json.loads(body)
+            payload = orjson.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise PayloadError(f"webhook body is not JSON: {exc}") from None
         if not isinstance(payload, dict):

@@ -1,0 +1,205 @@
+"""Inbound webhook POSTs as a plain ASGI layer in front of FastAPI's routing.
+
+Meta may deliver up to 80 messages per second per number and expects an answer within a few hundred
+milliseconds, so the hot path (verify, store durably, schedule the turn, answer) skips FastAPI's per-route
+machinery (request object, dependency solving, response classes), which costs about as much CPU as all of our own
+work. :class:`WebhookApp` puts it outside FastAPI's middleware stack, under the app's
+lifespan (``scope["app"].state``); every other method and path falls through to the FastAPI app. An unexpected
+error becomes the server's 500. The route is documented in the OpenAPI schema by :func:`openapi_paths`.
+
+Contract (https://developers.facebook.com/docs/graph-api/webhooks/getting-started#event-notifications):
+401 missing signature, 403 wrong signature (nothing stored), 413 body above ``WEBHOOK_MAX_BYTES``, 400 not a
+WhatsApp webhook JSON body, 503 + ``Retry-After`` when the database is unavailable (Meta retries), 200 only
+after the inbound rows are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import FastAPI
+from psycopg_pool import PoolTimeout as PgPoolTimeout
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.channels.base import PayloadError, SignatureError
+from server.inbox import apply_statuses
+
+log = logging.getLogger(__name__)
+
+#: errors that mean "storage unavailable": answer 503 so the provider redelivers later.
+STORAGE_ERRORS = (OperationalError, DBAPIError, PoolTimeout, psycopg.Error, PgPoolTimeout, OSError)
+_JSON = [(b"content-type", b"application/json")]
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeded the configured limit (``WEBHOOK_MAX_BYTES``)."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The raw request body, refusing more than ``limit`` bytes without buffering it all.
+
+    Args:
+        scope: the ASGI HTTP scope (for ``content-length``).
+        receive: the ASGI receive callable.
+        limit: the largest accepted body, in bytes.
+
+    Raises:
+        BodyTooLarge: the declared or the actual size is above ``limit``.
+    """
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise BodyTooLarge
+            break
+    body = b""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: the client went away
+            raise ConnectionError("client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # the usual case: the whole body in one message, no copy
+            chunks.append(chunk)
+            return body.join(chunks)
+        chunks.append(chunk)
+
+
+async def _answer(send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006 (never mutated)
+    body = orjson.dumps(payload)
+    headers = [*_JSON, (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class WebhookIngest:
+    """ASGI middleware answering ``POST <path>`` for one channel; everything else goes to ``app``.
+
+    Args:
+        app: the inner ASGI app (FastAPI's middleware stack and routes).
+        path: the webhook path, e.g. ``/webhooks/meta``.
+        channel: the key in ``Services.channels`` (``"meta"``).
+        max_bytes: the largest accepted body, in bytes (``WEBHOOK_MAX_BYTES``).
+
+    The app's ``state.services`` (a :class:`server.services.Services`) supplies the channel and the ingest
+    batcher; it is set by the lifespan before the first request.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str, channel: str, max_bytes: int) -> None:
+        self.app, self.path, self.channel, self.max_bytes = app, path, channel, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a webhook POST (statuses as in the module docstring) or pass the request on."""
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        services = scope["app"].state.services
+        channel = services.channels[self.channel]
+        try:
+            body = await read_body(scope, receive, self.max_bytes)
+        except BodyTooLarge:
+            await _answer(send, 413, {"error": "body too large"})
+            return
+        except ConnectionError:
+            return  # nobody to answer; nothing was stored
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            # Meta signs the body only; a channel that signs the URL too (Twilio) gets it built here.
+            url = _url(scope) if getattr(channel, "signs_url", False) else ""
+            channel.verify_request(headers, body, url)
+        except SignatureError as exc:
+            status = 401 if "missing" in str(exc).lower() else 403
+            log.warning("%s webhook rejected: %s", self.channel, exc)
+            await _answer(send, status, {"error": "invalid signature"})
+            return
+        try:
+            messages, statuses = channel.parse(body, headers.get("content-type", "application/json"))
+        except PayloadError as exc:
+            log.warning("%s webhook payload refused: %s", self.channel, exc)
+            await _answer(send, 400, {"error": "malformed payload"})
+            return
+        try:
+            new = await services.ingest.store(messages)
+            if statuses:
+                await apply_statuses(services.engine, statuses)
+        except STORAGE_ERRORS as exc:
+            log.error("database unavailable, asking %s to retry: %s", self.channel, type(exc).__name__)
+            await _answer(send, 503, {"error": "temporarily unavailable"}, [(b"retry-after", b"30")])
+            return
+        await _answer(send, 200, {"status": "ok", "stored": len(new), "duplicates": len(messages) - len(new)})
+
+
+def _url(scope: Scope) -> str:
+    """The request URL as the client addressed it (scheme, Host header, path, query)."""
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{scope.get('scheme', 'http')}://{host}{scope['path']}" + (f"?{query}" if query else "")
+
+
+def openapi_paths(path: str, provider: str) -> dict[str, Any]:
+    """OpenAPI path item for a webhook POST served by :class:`WebhookIngest` (merged into the app's schema)."""
+
+    def answer(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+    return {
+        path: {
+            "post": {
+                "tags": ["webhooks"],
+                "summary": f"{provider} webhook",
+                "description": "Receive messages and statuses: verify the signature over the raw body, store "
+                "durably (exactly once per message id), schedule the chat's turn, then answer 200.",
+                "operationId": f"{provider.lower()}_webhook",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    "200": answer("Stored: `{status, stored, duplicates}`"),
+                    "400": answer("Not a webhook JSON body"),
+                    "401": answer("Signature header missing"),
+                    "403": answer("Signature does not match"),
+                    "413": answer("Body above WEBHOOK_MAX_BYTES"),
+                    "503": answer("Database unavailable; retry later (Retry-After)"),
+                },
+            }
+        }
+    }
+
+
+class WebhookApp(FastAPI):
+    """A FastAPI app whose webhook POSTs are answered by :class:`WebhookIngest` layers in front of everything.
+
+    Args:
+        ingest_webhooks: ``(path, channel key, provider title)`` per webhook, e.g. ``("/webhooks/meta", "meta", "Meta")``.
+        max_bytes: the largest accepted webhook body, in bytes.
+        *args, **kwargs: for :class:`fastapi.FastAPI`.
+    """
+
+    def __init__(self, *args: Any, ingest_webhooks: list[tuple[str, str, str]], max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ingest_webhooks, self.webhook_max_bytes = ingest_webhooks, max_bytes
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """FastAPI's stack, wrapped by one :class:`WebhookIngest` per webhook."""
+        app = super().build_middleware_stack()
+        for path, channel, _ in self.ingest_webhooks:
+            app = WebhookIngest(app, path=path, channel=channel, max_bytes=self.webhook_max_bytes)
+        return app
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's schema plus the webhook POSTs."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            for path, _, provider in self.ingest_webhooks:
+                for p, item in openapi_paths(path, provider).items():
+                    schema["paths"].setdefault(p, {}).update(item)
+            self.openapi_schema = schema
+        return self.openapi_schema
