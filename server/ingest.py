@@ -9,7 +9,7 @@ Schedule stage: one task takes the stored messages of every batch finished meanw
 in one Redis call. The stages overlap, so a request's latency is one PostgreSQL commit, not a commit plus a Redis
 round trip. The queue between them is bounded (``SCHEDULE_BACKLOG`` batches): a slow Redis slows intake instead
 of piling up work in memory. A process that dies between the stages leaves stored, unscheduled rows, which the
-worker's sweeper schedules (``server.turns``).
+worker's sweeper schedules (``server.worker.sweep_once``).
 
 Failures: an insert error is delivered to every request of the batch (the webhook answers 503 and the provider
 redelivers); a scheduling error is logged (the rows are stored; the sweeper schedules them when Redis is back).
