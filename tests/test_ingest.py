@@ -124,6 +124,29 @@ async def test_redis_down_still_stores_and_answers(svc, engine):
         assert (await conn.execute(select(func.count()).select_from(inbox))).scalar_one() == 1
 
 
+async def test_a_stored_message_never_scheduled_is_picked_up_by_the_sweeper(svc, engine):
+    """The web process died between the commit and the Redis call: the worker's sweeper schedules the chat."""
+    from sqlalchemy import text
+
+    from server.worker import sweep_once
+
+    svc.settings.SWEEP_INTERVAL_SECONDS = 3600  # one sweep bucket for the whole test
+    batcher = IngestBatcher(svc.pg, svc.redis, svc.settings)
+    batcher._schedule_stage = asyncio.Event().wait  # type: ignore[method-assign]  # dies before scheduling
+    await batcher.store(parse(envelope([text_message("254700070000", "need 3 pens", mid="wamid.S1")])))
+    for t in list(batcher._tasks):
+        t.cancel()  # killed: no graceful close
+    assert await queued(svc.redis) == {}
+    assert await sweep_once(svc) == 0  # too young: its own turn job may still be coming
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE inbox SET received_at = received_at - interval '60 seconds'"))
+    assert await sweep_once(svc) == 1
+    assert await sweep_once(svc) == 0  # the same sweep job is already queued
+    (job_id,) = await queued(svc.redis)
+    job = deserialize_job(await svc.redis.get(job_key_prefix + job_id))
+    assert job.function == "run_turn" and job.args == ("meta", "254700070000")
+
+
 async def test_close_schedules_what_is_still_waiting(svc):
     batcher = IngestBatcher(svc.pg, svc.redis, svc.settings)
     batcher._schedule_stage = asyncio.Event().wait  # type: ignore[method-assign]  # a stage that never gets to run
