@@ -75,7 +75,9 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
 
 
-async def _answer(send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006 (never mutated)
+async def _answer(
+    send: Send, status: int, payload: dict[str, Any], extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     body = orjson.dumps(payload)
     headers = [*_JSON, (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -134,7 +136,7 @@ class WebhookIngest:
                 await apply_statuses(services.engine, statuses)
         except STORAGE_ERRORS as exc:
             log.error("database unavailable, asking %s to retry: %s", self.channel, type(exc).__name__)
-            await _answer(send, 503, {"error": "temporarily unavailable"}, [(b"retry-after", b"30")])
+            await _answer(send, 503, {"error": "temporarily unavailable"}, ((b"retry-after", b"30"),))
             return
         await _answer(send, 200, {"status": "ok", "stored": len(new), "duplicates": len(messages) - len(new)})
 
