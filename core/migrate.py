@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 
 from core.embedded import libpq_url, sqlalchemy_url
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -21,14 +24,20 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str) -> None:
+def upgrade(database_url: str, *, wait_seconds: float = 0) -> None:
     """Apply every migration and the checkpointer's own schema.
 
     Safe to run concurrently from several processes: Alembic runs in one transaction guarded by an advisory lock.
-    """
-    import psycopg
 
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+    Args:
+        database_url: the PostgreSQL URI.
+        wait_seconds: keep retrying a database that does not accept connections yet (starting, restarting,
+            failing over) for up to this long, with backoff; 0 fails at once.
+
+    Raises:
+        psycopg.OperationalError: the database could not be reached (within ``wait_seconds``).
+    """
+    with _connect_waiting(libpq_url(database_url), wait_seconds) as conn:
         conn.execute("SELECT pg_advisory_lock(4242)")
         try:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -36,6 +45,25 @@ def upgrade(database_url: str) -> None:
             _setup_checkpointer_sync(database_url)
         finally:
             conn.execute("SELECT pg_advisory_unlock(4242)")
+
+
+def _connect_waiting(url: str, wait_seconds: float) -> Any:
+    import psycopg
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+    def log_wait(state: Any) -> None:
+        log.warning("database not reachable yet (%s); retrying", type(state.outcome.exception()).__name__)
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        stop=stop_after_delay(wait_seconds),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        before_sleep=log_wait,
+        reraise=True,
+    ):
+        with attempt:
+            return psycopg.connect(url, autocommit=True)
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
 def _setup_checkpointer_sync(database_url: str) -> None:

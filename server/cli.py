@@ -29,6 +29,8 @@ app.add_typer(erp_app, name="erp")
 app.add_typer(sandbox_app, name="sandbox")
 
 log = logging.getLogger("procure")
+#: ``serve`` and ``worker`` wait this long for a database that is still starting (or restarting) before failing.
+STARTUP_DB_WAIT_SECONDS = 60.0
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -177,7 +179,7 @@ def worker() -> None:
 
     settings = get_settings()
     svc = resolve_services(settings)
-    upgrade(svc.database_url)
+    upgrade(svc.database_url, wait_seconds=STARTUP_DB_WAIT_SECONDS)
     kwargs = worker_settings(settings, svc.database_url, svc.redis_url)
     w = Worker(**kwargs)
     log.info("worker started (max_jobs=%s)", settings.WORKER_MAX_JOBS)
@@ -199,7 +201,7 @@ def serve(
 
     settings = get_settings()
     svc = resolve_services(settings)
-    upgrade(svc.database_url)
+    upgrade(svc.database_url, wait_seconds=STARTUP_DB_WAIT_SECONDS)
     env = dict(os.environ, DATABASE_URL=svc.database_url, REDIS_URL=svc.redis_url)
     children = [
         subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env) for _ in range(max(0, workers))

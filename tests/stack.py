@@ -98,7 +98,15 @@ class WorkerProcess:
         self.env = dict(os.environ, **env)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
+    def start(self, *, wait: bool = True) -> WorkerProcess:
+        """Start the process; with ``wait``, return once it polls the queue (arq writes its health-check key)."""
+        import redis
+
+        from core.config import Settings
+
+        key = self.env.get("QUEUE_NAME", Settings.model_fields["QUEUE_NAME"].default) + ":health-check"
+        r = redis.Redis.from_url(self.env["REDIS_URL"])
+        r.delete(key)  # another worker on the same queue may have written it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "worker"],
             env=self.env,
@@ -106,6 +114,16 @@ class WorkerProcess:
             stdout=subprocess.DEVNULL,
             stderr=None,
         )
+        deadline = time.time() + 60
+        try:
+            while wait and not r.exists(key):
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited with {self.proc.returncode} before it was ready")
+                if time.time() > deadline:
+                    raise RuntimeError("worker not ready after 60 s")
+                time.sleep(0.05)
+        finally:
+            r.close()
         return self
 
     def kill(self) -> None:

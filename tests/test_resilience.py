@@ -92,3 +92,36 @@ async def test_worker_killed_mid_turn_resumes_from_checkpoint_one_answer(iso_env
         if second:
             second.stop()
         web.stop()
+
+
+@pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="needs the embedded PostgreSQL to stop and start it")
+def test_startup_waits_for_a_database_that_is_still_starting(services):
+    """``serve``/``worker`` start-up (``upgrade(wait_seconds=...)``) rides out a database that comes up late."""
+    import threading
+    import time
+
+    import psycopg
+
+    from core.migrate import upgrade
+
+    restarted = threading.Event()
+
+    def restart() -> None:
+        services.postgres.restart()
+        restarted.set()
+
+    restarter = threading.Timer(2.0, restart)
+    services.postgres.stop()
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            upgrade(services.database_url)  # no wait: fails at once
+        restarter.start()
+        t = time.monotonic()
+        upgrade(services.database_url, wait_seconds=60)
+        assert time.monotonic() - t >= 1.5  # it did wait for the restart
+    finally:
+        if restarter.is_alive():
+            restarter.join()
+        if not restarted.is_set():
+            restarter.cancel()
+            services.postgres.restart()
