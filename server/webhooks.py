@@ -56,7 +56,6 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             if value.isdigit() and int(value) > limit:
                 raise BodyTooLarge
             break
-    body = b""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -71,7 +70,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             if not chunks:
                 return chunk  # the usual case: the whole body in one message, no copy
             chunks.append(chunk)
-            return body.join(chunks)
+            return b"".join(chunks)
         chunks.append(chunk)
 
 
