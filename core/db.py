@@ -79,6 +79,37 @@ catalog_items = Table(
     Column("updated_at", TS, nullable=False, server_default=func.now()),
 )
 
+catalog_aliases = Table(
+    "catalog_aliases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phrase", String(200), nullable=False, comment="normalised words a person used for the item"),
+    Column("sku", String(64), nullable=False),
+    Column("created_by", Integer, ForeignKey("users.id"), comment="users.id of the person whose choice taught it"),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("uses", Integer, nullable=False, server_default="1", comment="times a person confirmed it"),
+    UniqueConstraint("phrase", "sku", name="uq_catalog_aliases_phrase"),
+)
+Index("ix_catalog_items_embedding", catalog_items.c.embedding, postgresql_using="hnsw",
+      postgresql_ops={"embedding": "vector_cosine_ops"})
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Integer, primary_key=True, comment="shown as T-<id>"),
+    Column("requester_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("request_id", Integer, ForeignKey("purchase_requests.id"), comment="the purchase request it is about"),
+    Column("kind", String(30), nullable=False, comment="wrong_item, not_delivered, damaged, other"),
+    Column("text", Text, nullable=False, comment="the person's words"),
+    Column("status", String(20), nullable=False, server_default="open"),
+    Column("assignee_id", Integer, ForeignKey("users.id"), comment="the buyer notified"),
+    Column("chat_id", String(100), nullable=False),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+Index("ix_tickets_requester", tickets.c.requester_id)
+
+
 inbox = Table(
     "inbox",
     metadata,
