@@ -103,7 +103,7 @@ async def main() -> None:
     from core.embedded import ensure_services, libpq_url
     from core.migrate import upgrade
     from core.repo import add_user, import_catalog, load_catalog
-    from tools.catalog_match import CatalogIndex
+    from tools.catalog import CatalogIndex
 
     svc = ensure_services(None, "redis://unused", scratch_dir())
     upgrade(svc.database_url)

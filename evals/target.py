@@ -58,7 +58,7 @@ class _Env:
         from core.embedded import ensure_services
         from core.migrate import upgrade
         from core.repo import add_user, import_catalog, load_catalog
-        from tools.catalog_match import CatalogIndex
+        from tools.catalog import CatalogIndex
 
         self.settings = get_settings()
         svc = await asyncio.to_thread(

@@ -22,7 +22,7 @@ class Context:
         chat_id: the chat (WhatsApp: the sender's wa_id for 1:1 chats).
         provider: channel name (``meta``...).
         engine: SQLAlchemy async engine (PostgreSQL).
-        catalog: ``tools.catalog_match.CatalogIndex`` over the active catalogue.
+        catalog: ``tools.catalog.CatalogIndex`` over the active catalogue.
         sites: known site names, canonical spelling.
         currency: default ISO 4217 currency.
         timezone: IANA zone for reading dates such as "Friday".

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.config import Settings
 from core.db import make_engine
 from server.channels.base import Channel
-from tools.catalog_match import CatalogCache, CatalogIndex
+from tools.catalog import CatalogCache, CatalogIndex
 
 log = logging.getLogger(__name__)
 

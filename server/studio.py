@@ -172,7 +172,7 @@ class ContextResolver:
         self._database_url: str | None = None
         self._boot_lock = threading.Lock()
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        from tools.catalog_match import CatalogCache
+        from tools.catalog import CatalogCache
 
         self._catalogs = CatalogCache(CATALOG_CHECK_SECONDS)
         self._chat_model: Any = None

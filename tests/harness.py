@@ -13,7 +13,7 @@ from langgraph.types import Command
 from core.repo import User, load_catalog
 from graphs import approval, procurement
 from graphs.context import Context
-from tools.catalog_match import CatalogIndex
+from tools.catalog import CatalogIndex
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=ZoneInfo("Africa/Nairobi"))
 SITES = ("Nairobi", "Mombasa", "Kisumu", "Nakuru", "Eldoret")

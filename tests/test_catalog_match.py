@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.domain import CatalogItem, Money
-from tools.catalog_match import CatalogIndex, is_code, singular, tokens
+from tools.catalog import CatalogIndex, is_code, singular, tokens
 
 CATALOG_CSV = Path(__file__).resolve().parents[1] / "examples" / "catalog.csv"
 

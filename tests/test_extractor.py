@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.domain import CatalogItem, Line, Money
-from tools.catalog_match import CatalogIndex
+from tools.catalog import CatalogIndex
 from tools.extractor import (
     UNSPECIFIED_UNIT,
     Edit,

@@ -17,7 +17,7 @@ from core.repo import parse_catalog_csv
 from graphs.context import Context
 from nodes.llm_intake import PROMPT_TOKEN_BUDGET, build_messages
 from tests.conftest import CATALOG_CSV
-from tools.catalog_match import CatalogIndex
+from tools.catalog import CatalogIndex
 from tools.intake_tools import tools_for
 from tools.tokens import count_tokens
 

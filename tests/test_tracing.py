@@ -34,7 +34,7 @@ from graphs import approval, procurement
 from prompts import INTAKE_PROMPT_VERSION
 from server import tracing
 from server.turns import TurnRunner
-from tools.catalog_match import CatalogIndex
+from tools.catalog import CatalogIndex
 
 LANGSMITH_ENV = (
     "LANGSMITH_TRACING",

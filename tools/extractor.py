@@ -32,7 +32,7 @@ from dateparser.date import DateDataParser
 from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, ExtractionResult, Line, Money
-from tools.catalog_match import MATCH_MIN, CatalogIndex, MatchResult, is_code, singular, tokens
+from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, is_code, singular, tokens
 from tools.units import convert, normalize_unit, pack_size, tidy
 
 UNSPECIFIED_UNIT = "unit"
