@@ -105,6 +105,10 @@ class Line:
         unit_price: catalogue price per unit, when matched.
         confidence: 0..1 how sure the extractor is of the match.
         candidates: SKUs still in question when the match is ambiguous.
+        asked: the amount as the person said it when it was converted to the catalogue unit (``"96 bottle"``),
+            shown beside the converted quantity; ``None`` when no conversion happened.
+        proposal: for a line whose amount could not be converted exactly, the catalogue quantity offered
+            instead (e.g. ``3`` packs of 24 for 50 bottles), as a string; ``None`` otherwise.
     """
 
     description: str
@@ -114,6 +118,8 @@ class Line:
     unit_price: Money | None = None
     confidence: float = 1.0
     candidates: list[str] = field(default_factory=list)
+    asked: str | None = None
+    proposal: str | None = None
 
     @property
     def total(self) -> Money | None:
@@ -131,6 +137,8 @@ class Line:
             "currency": self.unit_price.currency if self.unit_price else None,
             "confidence": round(self.confidence, 3),
             "candidates": list(self.candidates),
+            "asked": self.asked,
+            "proposal": self.proposal,
         }
 
     @classmethod
@@ -147,6 +155,8 @@ class Line:
             unit_price=price,
             confidence=float(d.get("confidence", 1.0)),
             candidates=list(d.get("candidates") or []),
+            asked=d.get("asked"),
+            proposal=d.get("proposal"),
         )
 
 

@@ -31,8 +31,9 @@ def missing_fields(lines: Sequence[Line], site: str | None, needed_by: date | No
     """What a draft still needs before it can be submitted, in the order to ask.
 
     Returns question kinds: ``clarify_item`` (a line with several catalogue candidates), ``quantity`` (a line
-    whose unit could not be converted to the catalogue unit), ``unknown_item`` (a free-text line the
-    person has not confirmed), ``lines`` (no line at all), ``site``, ``needed_by`` (missing or in the past).
+    whose unit could not be converted to the catalogue unit), ``lines`` (no line at all), ``site``,
+    ``needed_by`` (missing or in the past). Free-text lines (not in the catalogue) do not block: they are
+    marked in the summary and confirmed with the rest (see :func:`free_text_lines`).
     """
     out: list[str] = []
     if not lines:
@@ -45,15 +46,16 @@ def missing_fields(lines: Sequence[Line], site: str | None, needed_by: date | No
         if ln.sku is not None and ln.unit_price is None and ln.confidence < CONFIDENCE_ASK:
             out.append("quantity")
             break
-    for ln in lines:
-        if ln.sku is None and not ln.candidates and ln.confidence < CONFIDENCE_ASK:
-            out.append("unknown_item")
-            break
     if not site:
         out.append("site")
     if needed_by is None or needed_by < today:
         out.append("needed_by")
     return out
+
+
+def free_text_lines(lines: Sequence[Line]) -> list[Line]:
+    """Lines not in the catalogue (no SKU, no candidates): kept, marked and confirmable with the rest."""
+    return [ln for ln in lines if ln.sku is None and not ln.candidates]
 
 
 def total_of(lines: Sequence[Line], currency: str) -> Money:

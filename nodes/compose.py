@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -63,6 +64,21 @@ def fmt_qty(q: Any) -> str:
     return s
 
 
+def fmt_amount(amount: str) -> str:
+    """A person's amount as words, plural where it counts things: ``"96 bottle"`` -> ``"96 bottles"``."""
+    number, _, unit = amount.partition(" ")
+    if not unit or unit in _MEASURE_WORDS:
+        return amount
+    try:
+        many = Decimal(number) != 1
+    except ArithmeticError:
+        return amount
+    return f"{number} {unit}{'s' if many and not unit.endswith('s') else ''}"
+
+
+_MEASURE_WORDS = frozenset({"kg", "g", "ml", "m", "cm", "mm", "litre", "ton"})
+
+
 def fmt_date(d: date | None) -> str:
     """``Fri 20 Nov 2026`` or ``—``."""
     return d.strftime("%a %d %b %Y") if d else "—"
@@ -80,7 +96,10 @@ def render_lines(lines: list[Line]) -> list[str]:
         price = ""
         if ln.unit_price is not None and ln.total is not None:
             price = t("line_price", unit_price=str(ln.unit_price), total=str(ln.total))
-        sku = f" ({ln.sku})" if ln.sku else " _(free text)_"
+        sku = f" ({ln.sku})" if ln.sku else t("line_free_text")
+        if ln.sku and ln.candidates:
+            sku += t("line_check")  # the one close catalogue item: confirmed with the rest, not asked apart
+        asked = t("line_asked", asked=fmt_amount(ln.asked)) if ln.asked else ""
         out.append(
             t(
                 "line",
@@ -88,7 +107,7 @@ def render_lines(lines: list[Line]) -> list[str]:
                 description=ln.description,
                 quantity=fmt_qty(ln.quantity),
                 unit=ln.unit,
-                sku=sku,
+                sku=asked + sku,
                 price=price,
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from core.domain import Line
@@ -48,6 +49,28 @@ def add_lines(draft: dict[str, Any] | None, new: list[Line]) -> dict[str, Any]:
         else:
             lines.append(ln)
     return with_lines(draft, lines)
+
+
+def accept_proposal(lines: list[Line], catalog: Any) -> dict[str, Any] | None:
+    """Apply the first open quantity proposal in place (the whole number of catalogue units offered).
+
+    Args:
+        lines: the draft's lines (changed in place).
+        catalog: the catalogue index (``get(sku)``).
+
+    Returns:
+        The change log entry ``{"op": "set_quantity", "line", "quantity", "unit"}``, or ``None`` when no line
+        carries a proposal.
+    """
+    for idx, ln in enumerate(lines):
+        item = catalog.get(ln.sku) if ln.sku and ln.proposal else None
+        if item is None or ln.proposal is None:
+            continue
+        ln.asked = f"{ln.quantity.normalize():f} {ln.unit}"
+        ln.quantity, ln.unit, ln.unit_price = Decimal(ln.proposal), item.unit, item.unit_price
+        ln.proposal, ln.confidence = None, 1.0
+        return {"op": "set_quantity", "line": idx, "quantity": str(ln.quantity), "unit": ln.unit}
+    return None
 
 
 ADDITIVE_CUES = ("add", "also", "more", "plus", "another", "extra", "additional", "ongeza", "zaidi")

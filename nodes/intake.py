@@ -220,12 +220,13 @@ async def handle_confirmation(state: dict[str, Any], runtime: Runtime[Context]) 
         return {**base, "notes": add_note(state, "OK, tell me what to change, or send *cancel* to discard it.")}
     today = _today(msg, ctx)
     missing = missing_fields(D.lines_of(draft), (draft or {}).get("site"), D.needed_by_of(draft), today=today)
-    if missing and missing[0] == "unknown_item":
+    if missing and missing[0] == "quantity" and ctx.catalog is not None:
+        # "ok" to the offered whole number of catalogue units ("50 bottles is 2.08 packs: order 3 packs?").
         lines = D.lines_of(draft)
-        for ln in lines:
-            if ln.sku is None and not ln.candidates:
-                ln.confidence = 1.0
-        return {**base, "draft": D.with_lines(draft, lines), "show_summary": True}
+        accepted = D.accept_proposal(lines, ctx.catalog)
+        if accepted is not None:
+            await record(runtime, "draft.edited", msg=msg, details={"changes": [accepted]})
+            return {**base, "draft": D.with_lines(draft, lines), "show_summary": True}
     if missing:
         return {**base, "show_summary": True}
     return {**base, **(await submit_draft({**state, **base}, runtime, msg))}

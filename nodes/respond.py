@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from core.policy import missing_fields, total_of
+from core.domain import CatalogItem, Line
+from core.policy import CONFIDENCE_ASK, free_text_lines, missing_fields, total_of
 from nodes import draft as D
 from nodes.common import message_time
-from nodes.compose import button_title, buttons_msg, fmt_qty, list_msg, render_summary, t, text_msg
+from nodes.compose import button_title, buttons_msg, fmt_amount, fmt_qty, list_msg, render_summary, t, text_msg
+from tools.units import pack_size
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context
@@ -59,14 +62,7 @@ def _questions(draft: dict[str, Any], missing: list[str], ctx: Context) -> tuple
             n, ln = next(
                 (i + 1, x) for i, x in enumerate(lines) if x.sku and x.unit_price is None and x.confidence < 0.6
             )
-            item = ctx.catalog.get(ln.sku) if ctx.catalog else None
-            unit = item.unit if item else ln.unit
-            texts.append(
-                t("ask_quantity", n=n, note=f"{fmt_qty(ln.quantity)} {ln.unit} of {ln.description}.", unit=unit)
-            )
-        elif kind == "unknown_item":
-            ln = next(x for x in lines if x.sku is None and not x.candidates and x.confidence < 0.6)
-            texts.append(t("ask_unknown", description=ln.description, short=ln.description.split()[-1]))
+            texts.append(_quantity_question(n, ln, ctx.catalog.get(ln.sku or "") if ctx.catalog else None))
         elif kind == "site":
             texts.append(t("ask_site", sites=", ".join(ctx.sites)))
         elif kind == "needed_by":
@@ -75,6 +71,30 @@ def _questions(draft: dict[str, Any], missing: list[str], ctx: Context) -> tuple
         elif kind == "lines":
             texts.append(t("ask_lines"))
     return texts, pick
+
+
+def _quantity_question(n: int, ln: Line, item: CatalogItem | None) -> str:
+    """The question for a line whose amount is not yet in the catalogue unit (no internals shown)."""
+    unit = item.unit if item else ln.unit
+    asked = fmt_amount(f"{fmt_qty(ln.quantity)} {ln.unit}")
+    if ln.proposal is not None:
+        pack = pack_size(item) if item else None
+        covers = unit
+        if pack is not None:
+            covers = fmt_amount(f"{fmt_qty(Decimal(ln.proposal) * pack.count)} {pack.unit}")
+        return t("ask_quantity_proposal", n=n, asked=asked, unit=unit, description=ln.description,
+                 proposal=ln.proposal, covers=covers)  # fmt: skip
+    if ln.unit.lower() != unit.lower():
+        return t("ask_quantity_unit", n=n, asked=asked, unit=unit, description=ln.description)
+    return t("ask_quantity_count", n=n, unit=unit, description=ln.description)
+
+
+def _free_text_note(lines: list[Line]) -> str | None:
+    """One sentence per free-text line the person has not seen marked yet, or ``None``."""
+    fresh = [ln for ln in free_text_lines(lines) if ln.confidence < CONFIDENCE_ASK]
+    if not fresh:
+        return None
+    return "\n".join(t("ask_unknown", description=ln.description, short=ln.description.split()[-1]) for ln in fresh)
 
 
 async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
@@ -103,6 +123,14 @@ async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str,
         summary = render_summary(header, lines, draft.get("site"), nb, total_of(lines, ctx.currency))
         q_texts, pick = _questions(draft, missing, ctx)
         questions += [m for m in missing if m != "lines"] + (["lines"] if "lines" in missing else [])
+        free_note = _free_text_note(lines)
+        if free_note:
+            # Free-text lines are told once and then confirmed with the rest (no extra "ok" round).
+            q_texts.insert(0, free_note)
+            questions.append("unknown_item")
+            for ln in free_text_lines(lines):
+                ln.confidence = max(ln.confidence, CONFIDENCE_ASK)
+            draft = D.with_lines(draft, lines)
         if notes:
             outbound.append(text_msg(to, "\n\n".join(notes)))
             notes = []
@@ -116,7 +144,7 @@ async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str,
             else:
                 outbound.append(text_msg(to, body))
         else:
-            body = summary + "\n\n" + t("ask_confirm")
+            body = summary + "\n\n" + "\n".join([*q_texts, t("ask_confirm")])
             if len(body) > INTERACTIVE_BODY_MAX:
                 outbound.append(text_msg(to, summary))
                 body = t("ask_confirm")

@@ -43,12 +43,12 @@ AMBIGUOUS_MAX = 0.5
 """Ambiguous lines score at most this (always below the 0.6 "ask" threshold)."""
 FREE_TEXT_CONFIDENCE = 0.2
 """An item that matched nothing in the catalogue."""
+CHECK_CONFIDENCE = 0.6
+"""A single close catalogue candidate: shown for checking in the summary (at the ask threshold, not below)."""
 NOT_CONVERTED_MAX = 0.45
 """A matched item whose requested unit could not be converted exactly to the catalogue unit."""
 DEFAULT_QUANTITY_FACTOR = 0.8
 """Multiplier when no quantity was given and 1 was assumed."""
-QUANTITY_NOT_GIVEN = "quantity not given"
-"""Description note of a line named in the plural without a count ("need mops"): no price, asked."""
 
 # -- vocabulary ---------------------------------------------------------------------------------------------
 _ONES = {
@@ -547,6 +547,9 @@ _SWAHILI_DATE_RE = re.compile(r"\b(?:" + "|".join(sorted(_SWAHILI_DATES, key=len
 # A date phrase right after these is the one being replaced ("not friday, monday").
 _NEGATED_DATE_RE = re.compile(r"\b(?:not|instead\s+of|rather\s+than)\s*$")
 _DATE_SETTINGS: dict[str, Any] = {"PREFER_DATES_FROM": "future", "DATE_ORDER": "DMY"}
+# Calendar dates named without a year; one that fell at most _RECENT_PAST ago is read as past, not next year's.
+_CALENDAR_KINDS = frozenset({"numeric", "numeric_dot", "daymonth", "monthday"})
+_RECENT_PAST = timedelta(days=92)
 
 
 @functools.lru_cache(maxsize=32)
@@ -593,6 +596,15 @@ def _resolve_date(kind: str, phrase: str, match: re.Match[str], now: datetime) -
     if parsed is None:
         return None
     result = parsed.date()
+    year_given = re.search(r"\d{4}", core) or (kind in ("numeric", "numeric_dot") and match.group(3))
+    if kind in _CALENDAR_KINDS and not year_given and result.year > today.year:
+        # "by 28/11" written on 29/11: a day just gone, not next year's; kept so the person is asked about it.
+        try:
+            this_year = result.replace(year=today.year)
+        except ValueError:  # 29 February
+            this_year = None
+        if this_year is not None and timedelta(0) < today - this_year <= _RECENT_PAST:
+            return this_year
     return result if result >= today else None
 
 
@@ -659,12 +671,13 @@ def _line_for_item(
         confidence *= DEFAULT_QUANTITY_FACTOR
     if not conv.exact:
         return Line(
-            description=f"{item.name} [{conv.note}]",
+            description=item.name,
             quantity=conv.quantity,
             unit=conv.unit,
             sku=item.sku,
             unit_price=None,
             confidence=round(min(confidence, NOT_CONVERTED_MAX), 3),
+            proposal=None if conv.proposal is None else str(conv.proposal),
         )
     return Line(
         description=item.name,
@@ -673,6 +686,7 @@ def _line_for_item(
         sku=item.sku,
         unit_price=item.unit_price,
         confidence=round(confidence, 3),
+        asked=f"{tidy(quantity)} {unit}" if conv.converted and unit else None,
     )
 
 
@@ -714,11 +728,19 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
             # "need bleach and mops": several, but how many is not said; asked rather than assumed to be 1.
             line = dataclasses.replace(
                 line,
-                description=f"{item.name} [{QUANTITY_NOT_GIVEN}]",
                 unit_price=None,
+                asked=None,
+                proposal=None,
                 confidence=round(min(line.confidence, NOT_CONVERTED_MAX), 3),
             )
         return _ItemParse(line)
+    if result.status == "ambiguous" and len(result.candidates) == 1:
+        # One close item, not a sure match: priced and shown in the summary for the person to check (marked by
+        # ``candidates == [sku]``), not asked about in a separate question.
+        only = result.candidates[0][0]
+        line = _line_for_item(only, qty.value if qty else Decimal(1), unit, CHECK_CONFIDENCE,
+                              explicit_quantity=qty is not None)  # fmt: skip
+        return _ItemParse(dataclasses.replace(line, candidates=[only.sku]))
     if result.status == "ambiguous":
         units = {item.unit for item, _ in result.candidates}
         line_unit = unit or (units.pop() if len(units) == 1 else UNSPECIFIED_UNIT)

@@ -1,86 +1,95 @@
-"""Units of measure: spelling normalisation and conversion to the catalogue unit.
+"""Units of measure and pack sizes: spelling and ERP UoM codes normalised, quantities converted to the catalogue unit.
 
-People write ``bx``, ``boxes``, ``pkts``, ``ltrs``, ``kgs``, ``pcs``, ``doz``; the catalogue prices each item
-in one unit of measure (UoM). This module maps the spellings to canonical unit names and converts a requested
-quantity into the item's unit when the conversion is exact:
+People write ``bx``, ``boxes``, ``pkts``, ``ltrs``, ``kgs``, ``pcs``, ``doz``, ``mifuko``, ``ndoo``; item masters
+write UoM codes (``PCS``, ``EA``, ``PKT``, ``BKT``, ``JCN``, ``CTN``, ``LTR``...) and state pack sizes in the item
+name in many shapes (``- PACK 24``, ``BOX 5 REAMS``, ``(box of 1000)``, ``50KG BAG``, ``20L JERRYCAN``,
+``PACK 10 ROLLS``). Everything here is read from those general-language forms; no product vocabulary.
 
+:func:`convert` turns what a person asked for into the item's catalogue unit when that is exact:
+
+* the same unit, or a container that is the catalogue unit itself (``6 jerrycans`` of an item sold by the jerrycan);
 * within one dimension: dozen -> piece (x12), g <-> kg <-> ton, ml <-> litre, cm <-> m;
-* a packet of an item sold by the piece whose name states one piece's size (``"Fresh milk 500 ml"``) is that
-  piece;
-* through a pack size stated in the item name: ``"(box of 5 reams)"``, ``"(pack of 10 rolls)"``,
-  ``"(box of 1000)"`` (pieces), ``"Cement 42.5N 50kg bag"``, ``"Bleach 5 litre"``, ``"(12 m length)"``.
+* through the pack the name states: ``96 bottles`` of ``WATER 500ML - PACK 24`` is 4 packs, ``15 reams`` of
+  ``PAPER A4 - BOX 5 REAMS`` is 3 boxes, ``500 kg`` of ``CEMENT 50KG BAG`` is 10 bags, ``12 litres`` of
+  ``WATER 500ML - PACK 24`` is 1 pack;
+* a piece of an item sold by the piece, bottle, tin... (one thing is one catalogue unit).
 
 A conversion that would give a fractional count of a countable unit, or that has no rule, is never guessed:
-:func:`convert` returns the request unchanged with ``exact=False`` and a note, so the caller can ask.
-All quantities are ``Decimal``.
+:func:`convert` returns the request unchanged with ``exact=False`` (and, for a fraction, the whole number of
+catalogue units that covers it as ``proposal``), so the caller asks. All quantities are ``Decimal``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from core.domain import CatalogItem
 
-# Spelling -> canonical unit. Keys are lower case, without a trailing full stop.
+# Containers: things an item comes in, counted like pieces ("6 jerrycans", "2 buckets", "mifuko 70").
+CONTAINERS = frozenset(
+    {"bottle", "bucket", "tin", "can", "jerrycan", "drum", "tube", "sachet", "crate", "tray", "bundle", "sheet",
+     "pair", "set", "length", "tablet", "vial", "ampoule", "kit"}
+)  # fmt: skip
+
+# Spelling (and ERP UoM code) -> canonical unit. Keys are lower case, without a trailing full stop.
 UNIT_ALIASES: dict[str, str] = {
-    **dict.fromkeys(["box", "boxes", "bx", "bxs", "bxes"], "box"),
-    **dict.fromkeys(["pack", "packs", "pkt", "pkts", "packet", "packets", "pk", "pks", "pck"], "pack"),
-    **dict.fromkeys(["ream", "reams", "rm", "rms"], "ream"),
-    **dict.fromkeys(["carton", "cartons", "ctn", "ctns"], "carton"),
-    **dict.fromkeys(["bag", "bags", "sack", "sacks"], "bag"),
+    **dict.fromkeys(["box", "boxes", "bx", "bxs", "bxes", "boksi", "maboksi"], "box"),
     **dict.fromkeys(
-        ["litre", "litres", "liter", "liters", "l", "lt", "lts", "ltr", "ltrs", "lit"],
-        "litre",
+        ["pack", "packs", "pkt", "pkts", "packet", "packets", "pk", "pks", "pck", "pak", "pakiti", "paketi"], "pack"
     ),
+    **dict.fromkeys(["ream", "reams", "rm", "rms", "rimu"], "ream"),
+    **dict.fromkeys(["carton", "cartons", "ctn", "ctns", "case", "cases", "katoni"], "carton"),
+    **dict.fromkeys(["bag", "bags", "bg", "sack", "sacks", "mfuko", "mifuko", "gunia", "magunia"], "bag"),
+    **dict.fromkeys(["litre", "litres", "liter", "liters", "l", "lt", "lts", "ltr", "ltrs", "lit", "lita"], "litre"),
     **dict.fromkeys(["kg", "kgs", "kilo", "kilos", "kilogram", "kilograms", "kilogramme"], "kg"),
-    **dict.fromkeys(["g", "gm", "gms", "gram", "grams", "gramme", "grammes"], "g"),
-    **dict.fromkeys(["m", "metre", "metres", "meter", "meters", "mtr", "mtrs", "mts"], "m"),
+    **dict.fromkeys(["g", "gm", "gms", "gram", "grams", "gramme", "grammes", "gramu"], "g"),
+    **dict.fromkeys(["m", "metre", "metres", "meter", "meters", "mtr", "mtrs", "mts", "mita"], "m"),
     **dict.fromkeys(
-        ["piece", "pieces", "pcs", "pc", "pce", "unit", "units", "nos", "no"],
+        ["piece", "pieces", "pcs", "pc", "pce", "unit", "units", "nos", "no", "ea", "each", "kipande", "vipande"],
         "piece",
     ),
-    **dict.fromkeys(["dozen", "dozens", "doz", "dz"], "dozen"),
-    **dict.fromkeys(["ton", "tons", "tonne", "tonnes", "t"], "ton"),
-    **dict.fromkeys(["roll", "rolls"], "roll"),
+    **dict.fromkeys(["dozen", "dozens", "doz", "dz", "dazeni"], "dozen"),
+    **dict.fromkeys(["ton", "tons", "tonne", "tonnes", "t", "mt", "tani"], "ton"),
+    **dict.fromkeys(["roll", "rolls", "rl", "rol", "roli"], "roll"),
     **dict.fromkeys(["ml", "millilitre", "millilitres", "milliliter", "milliliters", "mls"], "ml"),
     **dict.fromkeys(["cm", "cms", "centimetre", "centimetres", "centimeter", "centimeters"], "cm"),
-    # Swahili: mfuko/mifuko (bag), lita (litre), pakiti (packet), boksi (box), kipande/vipande (piece),
-    # tani (ton).
-    **{"mfuko": "bag", "mifuko": "bag", "lita": "litre", "pakiti": "pack", "boksi": "box", "tani": "ton"},
-    **{"kipande": "piece", "vipande": "piece"},
-    # Containers of one item sold by the piece ("2 bottles of bleach", "4 buckets of paint"); for an item sold
-    # by measure they have no rule and are asked about.
+    **dict.fromkeys(["mm", "millimetre", "millimetres", "millimeter", "millimeters"], "mm"),
+    **dict.fromkeys(["bottle", "bottles", "btl", "btls", "chupa"], "bottle"),
+    **dict.fromkeys(["bucket", "buckets", "bkt", "bkts", "ndoo"], "bucket"),
+    **dict.fromkeys(["tin", "tins", "mkebe", "makopo"], "tin"),
+    **dict.fromkeys(["can", "cans"], "can"),
     **dict.fromkeys(
-        [
-            "bottle",
-            "bottles",
-            "btl",
-            "btls",
-            "bucket",
-            "buckets",
-            "tin",
-            "tins",
-            "jerrican",
-            "jerricans",
-            "jerrycan",
-            "jerrycans",
-            "chupa",
-            "ndoo",
-        ],
-        "piece",
-    ),  # fmt: skip
+        ["jerrycan", "jerrycans", "jerrican", "jerricans", "jcn", "jc", "dumu", "madumu", "mtungi"], "jerrycan"
+    ),
+    **dict.fromkeys(["drum", "drums", "drm", "pipa", "mapipa"], "drum"),
+    **dict.fromkeys(["tube", "tubes"], "tube"),
+    **dict.fromkeys(["sachet", "sachets"], "sachet"),
+    **dict.fromkeys(["crate", "crates", "kreti"], "crate"),
+    **dict.fromkeys(["tray", "trays", "trei"], "tray"),
+    **dict.fromkeys(["bundle", "bundles", "bdl"], "bundle"),
+    **dict.fromkeys(["pair", "pairs", "pr", "prs", "jozi"], "pair"),
+    **dict.fromkeys(["set", "sets"], "set"),
+    **dict.fromkeys(["tablet", "tablets", "tab", "tabs"], "tablet"),
+    **dict.fromkeys(["vial", "vials"], "vial"),
     # A lorry (truck, trip) load is a real quantity with no fixed size: it is kept and asked about.
     **dict.fromkeys(["lorry", "lorries", "lori", "truck", "trucks", "tipper", "tippers"], "lorry"),
 }
 
 # Spellings too short or too common to read as a unit when they stand alone as a word
-# ("no" in "no need", "t" in "can't", "m" in "I'm"); they still count when glued to a number ("5l", "12m").
-_GLUED_ONLY = frozenset({"l", "t", "m", "g", "no", "rm", "lit", "pk"})
+# ("no" in "no need", "t" in "can't", "m" in "I'm", "set" in "all set"); they still count when glued to a number
+# ("5l", "12m") and as an item master's UoM code.
+_GLUED_ONLY = frozenset(
+    {"l", "t", "m", "g", "no", "rm", "lit", "pk", "ea", "each", "pr", "mt", "bg", "rl", "jc", "tab", "set", "can",
+     "case", "cases", "mm", "dz"}
+)  # fmt: skip
 
-# Canonical units that are counted in whole numbers.
-COUNTABLE_UNITS = frozenset({"piece", "box", "pack", "ream", "carton", "bag", "roll", "dozen"})
+# Canonical units counted in whole numbers.
+COUNTABLE_UNITS = frozenset({"piece", "box", "pack", "ream", "carton", "bag", "roll", "dozen"} | CONTAINERS)
+# Units that name one single thing (a person's "6 bottles" of an item sold by the bottle or by the piece).
+_SINGLE_THINGS = frozenset({"piece"} | CONTAINERS)
 
 # Measured units: (dimension, size in the dimension's base unit).
 _MEASURES: dict[str, tuple[str, Decimal]] = {
@@ -89,38 +98,51 @@ _MEASURES: dict[str, tuple[str, Decimal]] = {
     "ton": ("mass", Decimal(1_000_000)),
     "ml": ("volume", Decimal(1)),
     "litre": ("volume", Decimal(1000)),
+    "mm": ("length", Decimal("0.1")),
     "cm": ("length", Decimal(1)),
     "m": ("length", Decimal(100)),
     "piece": ("count", Decimal(1)),
     "dozen": ("count", Decimal(12)),
 }
 
-_PACK_OF_RE = re.compile(
-    r"\b(?:box|pack|packet|carton|bag|case|set|roll)\s+of\s+(\d+(?:\.\d+)?)\s*([a-z]+)?",
-    re.IGNORECASE,
-)
+_NUM = r"(\d+(?:[.,]\d+)?)"
+_UNIT_WORD = r"([a-z]+)"
+# "box of 5 reams", "pack of 24", "(box of 1000)"
+_PACK_OF_RE = re.compile(rf"\b([a-z]+)\s+of\s+{_NUM}\s*{_UNIT_WORD}?", re.IGNORECASE)
+# "- PACK 24", "BOX 5 REAMS", "PACK 10 ROLLS", "CARTON 12 X 1L"
+_PACK_N_RE = re.compile(rf"\b([a-z]+)\s+{_NUM}(?:\s*(?:x|×)\s*\d+(?:\.\d+)?\s*[a-z]*)?(?:\s+{_UNIT_WORD})?\b", re.I)
+# "24 PACK", "24PCS", "24 PER BOX", "x24"
+_N_PACK_RE = re.compile(rf"(?:\bx\s*{_NUM}\b|\b{_NUM}\s*(?:per\s+)?([a-z]+)\b)", re.IGNORECASE)
+# "50KG", "20 L", "500ML", "12 m"
 _SIZE_RE = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(kg|g|litres?|liters?|l|ml|m|metres?|meters?|ton|tonnes?)\b",
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(kg|kgs|g|gm|litres?|liters?|l|ltrs?|ml|m|metres?|meters?|ton|tonnes?)\b",
     re.IGNORECASE,
 )
 
 
 def normalize_unit(token: str, *, standalone: bool = True) -> str | None:
-    """Return the canonical unit for a spelling, or ``None`` when it is not a unit.
+    """Return the canonical unit for a spelling or UoM code, or ``None`` when it is not a unit.
 
     Args:
-        token: one word as written (``"Boxes"``, ``"pkts"``, ``"ltrs."``).
-        standalone: ``True`` when the token is a word of its own; very short or ambiguous spellings
-            (``"l"``, ``"m"``, ``"no"``) are then refused. Pass ``False`` for a suffix glued to a number.
+        token: one word as written (``"Boxes"``, ``"pkts"``, ``"ltrs."``, ``"JCN"``).
+        standalone: ``True`` when the token is a word of its own in a person's text; very short or ambiguous
+            spellings (``"l"``, ``"m"``, ``"no"``) are then refused. Pass ``False`` for a suffix glued to a
+            number or for an item master's UoM column.
 
     Returns:
-        One of the canonical units (``box``, ``pack``, ``ream``, ``carton``, ``bag``, ``litre``, ``kg``,
-        ``g``, ``m``, ``piece``, ``dozen``, ``ton``, ``roll``, ``ml``, ``cm``) or ``None``.
+        A canonical unit (``box``, ``pack``, ``ream``, ``carton``, ``bag``, ``litre``, ``kg``, ``g``, ``m``,
+        ``piece``, ``dozen``, ``ton``, ``roll``, ``ml``, ``cm``, a container such as ``bottle`` or
+        ``jerrycan``, or ``lorry``) or ``None``.
     """
-    key = token.lower().rstrip(".")
+    key = token.lower().strip().rstrip(".")
     if standalone and key in _GLUED_ONLY:
         return None
     return UNIT_ALIASES.get(key)
+
+
+def catalog_unit(item: CatalogItem) -> str:
+    """The item's catalogue unit in canonical form (``"PKT"`` -> ``pack``); an unknown code stays lower case."""
+    return normalize_unit(item.unit, standalone=False) or item.unit.strip().lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,50 +150,95 @@ class PackSize:
     """How much of a smaller unit one catalogue unit holds, read from the item name.
 
     Attributes:
-        count: how many ``unit`` per catalogue unit (``5`` for ``"(box of 5 reams)"``).
-        unit: canonical inner unit (``ream``, ``piece``, ``kg``, ``litre``, ``m``...).
+        count: how many ``unit`` per catalogue unit (``5`` for ``"BOX 5 REAMS"``, ``24`` for ``"PACK 24"``).
+        unit: canonical inner unit (``ream``, ``piece``, ``roll``, ``kg``, ``litre``, ``m``...); ``piece`` when
+            the name gives a count without saying of what.
+        each: the size of one inner piece when the name states it (``(500, "ml")`` for
+            ``"WATER BOTTLED 500ML - PACK 24"``), else ``None``.
     """
 
     count: Decimal
     unit: str
+    each: tuple[Decimal, str] | None = None
+
+
+def _dec(text: str) -> Decimal:
+    return Decimal(text.replace(",", "."))
+
+
+def _size(name: str) -> tuple[Decimal, str] | None:
+    """The first measure stated in a name (``50KG`` -> ``(50, "kg")``), or ``None``."""
+    for m in _SIZE_RE.finditer(name):
+        unit = normalize_unit(m.group(2), standalone=False)
+        if unit is not None and unit in _MEASURES:
+            return _dec(m.group(1)), unit
+    return None
+
+
+def _inner(word: str | None) -> str:
+    """Inner unit of a pack from the word after its count: a unit, or ``piece`` for any other noun or none."""
+    if not word:
+        return "piece"
+    unit = normalize_unit(word, standalone=False)
+    return unit if unit is not None and unit != "dozen" else "piece"
+
+
+def _counted_pack(name: str, container: str) -> PackSize | None:
+    """A count of things per catalogue unit stated in the name, e.g. ``PACK 24``, ``box of 5 reams``, ``24PCS``."""
+    for rx in (_PACK_OF_RE, _PACK_N_RE):
+        for m in rx.finditer(name):
+            head = normalize_unit(m.group(1), standalone=False)
+            if head is None or head in _MEASURES and head not in ("piece", "dozen"):
+                continue
+            word = m.group(3)
+            if word and normalize_unit(word, standalone=False) in _MEASURES and word.lower() not in ("pcs", "pieces"):
+                continue  # "BOX 5KG": a weight, not a count
+            count = _dec(m.group(2))
+            if count > 1:
+                return PackSize(count, _inner(word))
+    for m in _N_PACK_RE.finditer(name):
+        if m.group(1):  # "x24"
+            return PackSize(_dec(m.group(1)), "piece")
+        unit = normalize_unit(m.group(3), standalone=False)
+        if unit is None or unit in _MEASURES and unit not in ("piece", "dozen"):
+            continue
+        count = _dec(m.group(2))
+        if unit == "dozen":
+            count *= 12
+        if count > 1 and (unit == container or unit in ("piece", "dozen") or container in ("pack", "box", "carton")):
+            return PackSize(count, "piece" if unit in (container, "dozen") else unit)
+    if re.search(r"\bdozen\b", name, re.IGNORECASE):
+        return PackSize(Decimal(12), "piece")
+    return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _pack_size(name: str, unit: str) -> PackSize | None:
+    container = normalize_unit(unit, standalone=False) or unit.lower()
+    if container not in COUNTABLE_UNITS:
+        return None
+    size = _size(name)
+    pack = _counted_pack(name, container)
+    if pack is not None:
+        return PackSize(pack.count, pack.unit, size if pack.unit == "piece" else None)
+    if size is not None:
+        return PackSize(size[0], size[1])
+    return None
 
 
 def pack_size(item: CatalogItem) -> PackSize | None:
     """Read the pack size stated in a countable item's name.
 
     Args:
-        item: a catalogue item; only items sold in a countable unit (box, pack, piece, bag...) have one.
+        item: a catalogue item; only items sold in a countable unit (box, pack, piece, bag, bucket...) have one.
 
     Returns:
-        The pack size, e.g. ``PackSize(5, "ream")`` for ``"A4 copy paper 80gsm (box of 5 reams)"``,
-        ``PackSize(1000, "piece")`` for ``"Staples 26/6 (box of 1000)"``, ``PackSize(50, "kg")`` for
-        ``"Cement 42.5N 50kg bag"``; ``None`` when the name states none or the item is sold by measure.
+        The pack size, e.g. ``PackSize(5, "ream")`` for ``"PAPER A4 80GSM - BOX 5 REAMS"``,
+        ``PackSize(24, "piece", (500, "ml"))`` for ``"WATER BOTTLED 500ML - PACK 24"``, ``PackSize(1000,
+        "piece")`` for ``"Staples 26/6 (box of 1000)"``, ``PackSize(50, "kg")`` for ``"CEMENT 42.5N 50KG BAG"``;
+        ``None`` when the name states none or the item is sold by measure.
     """
-    if item.unit not in COUNTABLE_UNITS:
-        return None
-    m = _PACK_OF_RE.search(item.name)
-    if m:
-        inner = normalize_unit(m.group(2), standalone=False) if m.group(2) else None
-        if m.group(2) and inner is None:
-            inner = "piece"  # "(box of 50 sheets)": a count of things
-        return PackSize(Decimal(m.group(1)), inner or "piece")
-    m = _SIZE_RE.search(item.name)
-    if m:
-        unit = normalize_unit(m.group(2), standalone=False)
-        if unit is not None:
-            return PackSize(Decimal(m.group(1)), unit)
-    return None
-
-
-def _is_single_size(item: CatalogItem) -> bool:
-    """Whether an item is sold by the piece and its name states the small size (g, ml) of that one piece.
-
-    A packet of "Fresh milk 500 ml" is one piece; larger sizes ("Bleach 5 litre", a water refill) are not packets.
-    """
-    if item.unit != "piece" or _PACK_OF_RE.search(item.name) is not None:
-        return False
-    m = _SIZE_RE.search(item.name)
-    return m is not None and normalize_unit(m.group(2), standalone=False) in ("g", "ml")
+    return _pack_size(item.name, item.unit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +247,13 @@ class Conversion:
 
     Attributes:
         quantity: the converted quantity, or the requested one when ``exact`` is ``False``.
-        unit: the catalogue unit, or the requested unit when ``exact`` is ``False``.
+        unit: the catalogue unit as the item master writes it, or the requested unit when ``exact`` is ``False``.
         exact: ``True`` when the quantity is in the catalogue unit (no guess was made).
-        note: why the conversion was refused, for the line description or a question; ``None`` when exact.
+        note: why the conversion was refused (for logs and the LLM, never shown to people); ``None`` when exact.
         fractional: ``True`` when a rule exists but gives a fractional count (``7 reams`` = 1.4 boxes);
             ``False`` when exact or when no rule links the units.
+        converted: ``True`` when an exact result is in another unit than the one asked for (show both).
+        proposal: for a fractional result, the whole number of catalogue units that covers the request.
     """
 
     quantity: Decimal
@@ -192,6 +261,8 @@ class Conversion:
     exact: bool
     note: str | None = None
     fractional: bool = False
+    converted: bool = False
+    proposal: Decimal | None = None
 
 
 def tidy(q: Decimal) -> Decimal:
@@ -213,6 +284,20 @@ def _fmt(q: Decimal, unit: str) -> str:
     return f"{tidy(q)} {unit}"
 
 
+def _via_pack(quantity: Decimal, unit: str, pack: PackSize, target: str) -> Decimal | None:
+    """Catalogue units holding ``quantity`` ``unit`` of the pack's contents, or ``None`` when unrelated."""
+    if unit == pack.unit or (pack.unit == "piece" and unit in _SINGLE_THINGS and unit != target):
+        return quantity / pack.count
+    inner = _in_dimension(quantity, unit, pack.unit)
+    if inner is not None:
+        return inner / pack.count
+    if pack.each is not None:
+        pieces = _in_dimension(quantity, unit, pack.each[1])
+        if pieces is not None:
+            return pieces / pack.each[0] / pack.count
+    return None
+
+
 def convert(quantity: Decimal, unit: str | None, item: CatalogItem) -> Conversion:
     """Convert a requested quantity to the item's catalogue unit when that is exact.
 
@@ -220,42 +305,41 @@ def convert(quantity: Decimal, unit: str | None, item: CatalogItem) -> Conversio
         quantity: the amount asked for (``Decimal``, > 0).
         unit: canonical unit asked for (see :func:`normalize_unit`), or ``None`` when the person named no
             unit, which is read as the catalogue unit.
-        item: the catalogue item; its ``unit`` is the target and its name may state a pack size.
+        item: the catalogue item; its ``unit`` (any UoM code) is the target and its name may state a pack size.
 
     Returns:
         A :class:`Conversion`. ``exact`` is ``False`` (request kept as given, with a ``note``) when no rule
         links the units, or when the result would be a fractional count of a countable catalogue unit
-        (``7 reams`` of paper sold in boxes of 5).
+        (``7 reams`` of paper sold in boxes of 5; ``proposal`` is then 2 boxes).
     """
-    target = item.unit
+    target = catalog_unit(item)
+    if unit is not None:
+        unit = normalize_unit(unit, standalone=False) or unit.strip().lower()
     if unit is None or unit == target:
-        return Conversion(tidy(quantity), target, True)
-    if unit == "pack" and target == "piece" and _is_single_size(item):
-        # "20 packets of milk" where one piece is "Fresh milk 500 ml": the packet is the piece.
-        return Conversion(tidy(quantity), target, True)
-
+        return Conversion(tidy(quantity), item.unit, True)
+    pack = pack_size(item)
     converted = _in_dimension(quantity, unit, target)
-    via = ""
+    if converted is None and unit == "dozen" and target in _SINGLE_THINGS and (pack is None or pack.count == 1):
+        converted = quantity * 12
+    if converted is None and pack is not None:
+        converted = _via_pack(quantity, "piece" if unit == "dozen" else unit, pack, target)
+        if converted is not None and unit == "dozen":
+            converted *= 12
+    if converted is None and target in _SINGLE_THINGS and unit in _SINGLE_THINGS | {"pack"}:
+        # One thing is one catalogue unit: "6 bottles" of bleach sold by the piece, "2 tins" sold by the piece.
+        # A "pack" is only that thing when the item is a single small-size piece ("20 packets of milk 500 ml").
+        size = _size(item.name)
+        if unit != "pack" or (target == "piece" and size is not None and size[1] in ("g", "ml")):
+            converted = quantity
     if converted is None:
-        pack = pack_size(item)
-        if pack is not None:
-            inner = quantity if unit == pack.unit else _in_dimension(quantity, unit, pack.unit)
-            if inner is not None:
-                converted = inner / pack.count
-                via = f" ({target} of {_fmt(pack.count, pack.unit)})"
-    if converted is None:
-        return Conversion(
-            tidy(quantity),
-            unit,
-            False,
-            f"asked for {_fmt(quantity, unit)}; no rule converts {unit} to {target}",
-        )
+        return Conversion(tidy(quantity), unit, False, f"no rule converts {unit} to {target}")
     if target in COUNTABLE_UNITS and converted != converted.to_integral_value():
         return Conversion(
             tidy(quantity),
             unit,
             False,
-            f"asked for {_fmt(quantity, unit)} = {tidy(converted):f} {target}{via}, not a whole number",
+            f"{_fmt(quantity, unit)} = {tidy(converted):f} {target}, not a whole number",
             fractional=True,
+            proposal=converted.to_integral_value(rounding=ROUND_CEILING),
         )
-    return Conversion(tidy(converted), target, True)
+    return Conversion(tidy(converted), item.unit, True, converted=True)
