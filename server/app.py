@@ -1,8 +1,9 @@
-"""FastAPI application: WhatsApp webhooks, health checks and the authenticated API.
+"""FastAPI application: the webhooks of every registered channel, health checks and the authenticated API.
 
-Webhook contract (Meta Cloud API, https://developers.facebook.com/docs/graph-api/webhooks/getting-started):
-GET verifies the subscription (no signature); POST is checked with ``X-Hub-Signature-256`` over the raw bytes,
-stored durably, and only then answered 200. A database outage answers 503 so Meta retries.
+Webhook routes derive from the channel registry (``server.channels.registry``): each channel's POST is answered
+by ``server.webhooks.WebhookIngest`` (authenticated over the raw bytes, stored durably, and only then answered
+200; a database outage answers 503 so the provider retries); a channel with a GET subscription handshake
+(``Channel.subscription_params``, e.g. Meta's ``hub.challenge``) gets a GET route on the same path.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 
 from core.config import Settings
+from server.channels import registry
+from server.channels.protocol import Channel
 from server.services import Services
 from server.webhooks import WebhookApp
 
@@ -55,9 +58,10 @@ def create_app(settings: Settings, database_url: str, redis_url: str, *, service
             await app.state.services.aclose()
 
     # Webhook POSTs are answered by a plain ASGI layer in front of FastAPI (server.webhooks: the hot path skips
-    # FastAPI's per-request work); the GET verification below stays a FastAPI route.
+    # FastAPI's per-request work); the GET handshakes below stay FastAPI routes.
+    classes = registry.channels()
     app = WebhookApp(
-        ingest_webhooks=[("/webhooks/meta", "meta", "Meta")],
+        ingest_webhooks=[(cls.webhook_path, name, cls.title) for name, cls in classes.items()],
         max_bytes=settings.WEBHOOK_MAX_BYTES,
         title="Procurement agent",
         description="WhatsApp procurement agent: webhooks, health and the purchase-request API.",
@@ -98,21 +102,39 @@ def create_app(settings: Settings, database_url: str, redis_url: str, *, service
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
 
-    @app.get("/webhooks/meta", tags=["webhooks"], response_class=PlainTextResponse)
-    async def meta_verify(
-        request: Request,
-        mode: Annotated[str | None, Query(alias="hub.mode")] = None,
-        token: Annotated[str | None, Query(alias="hub.verify_token")] = None,
-        challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
-    ) -> PlainTextResponse:
-        """Subscription verification: echo ``hub.challenge`` when the verify token matches, else 403."""
-        channel = svc(request).channels["meta"]
-        answer = channel.verify_subscription(mode, token, challenge)  # type: ignore[attr-defined]
-        if answer is None:
-            return PlainTextResponse("forbidden", status_code=403)
-        return PlainTextResponse(answer)
+    for name, cls in classes.items():
+        if cls.subscription_params:
+            _add_subscription_route(app, name, cls, svc)
 
     from server.api import make_router
 
     app.include_router(make_router(svc), dependencies=[Depends(require_admin)])
     return app
+
+
+def _add_subscription_route(app: FastAPI, name: str, cls: type[Channel], svc: Any) -> None:
+    """``GET <webhook path>``: the channel's subscription handshake (200 with its answer, else 403 or 404)."""
+
+    async def verify(request: Request) -> PlainTextResponse:
+        channel = svc(request).channels.get(name)
+        if channel is None:
+            return PlainTextResponse("channel not configured", status_code=404)
+        answer = channel.answer_subscription(request.query_params)
+        if answer is None:
+            return PlainTextResponse("forbidden", status_code=403)
+        return PlainTextResponse(answer)
+
+    params = [
+        {"name": p, "in": "query", "required": False, "schema": {"type": "string"}} for p in cls.subscription_params
+    ]
+    app.add_api_route(
+        cls.webhook_path,
+        verify,
+        methods=["GET"],
+        tags=["webhooks"],
+        response_class=PlainTextResponse,
+        name=f"{name}_subscription",
+        summary=f"{cls.title} webhook subscription handshake",
+        description="Answer the provider's subscription check: 200 with its challenge when the token matches, else 403.",
+        openapi_extra={"parameters": params},
+    )

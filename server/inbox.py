@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import inbox
-from server.channels.base import StatusUpdate
+from server.channels.records import StatusUpdate
 
 #: Forward order of delivery statuses; a late "delivered" never overwrites "read" (statuses arrive out of order).
 STATUS_RANK = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 3, "failed": 4}

@@ -27,7 +27,7 @@ import orjson
 import psycopg
 
 from core.config import Settings
-from server.channels.base import InboundMessage
+from server.channels.records import InboundMessage
 
 log = logging.getLogger(__name__)
 

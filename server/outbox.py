@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import outbound_messages
-from server.channels.base import Channel, ChannelSendError, split_text
+from server.channels import Channel, ChannelSendError, split_text
 
 log = logging.getLogger(__name__)
 DONE = ("sent", "delivered", "read", "played")

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.db import make_engine
-from server.channels.base import Channel
+from server.channels import registry
+from server.channels.protocol import Channel
 from tools.catalog import CatalogCache, CatalogIndex
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Services:
         redis_url: resolved Redis URL.
         engine: SQLAlchemy async engine.
         redis: arq's Redis pool (enqueue jobs, debounce state, locks).
-        channels: channel adapters by provider name.
+        channels: the configured channels by name (``server.channels.registry.build``).
         chat_model: the intake LLM or ``None``.
     """
 
@@ -78,12 +79,10 @@ class Services:
     async def create(
         cls, settings: Settings, database_url: str, redis_url: str, *, pool_size: int = 10, chat_model: Any = None
     ) -> Services:
-        """Connect to PostgreSQL and Redis and build the channels."""
-        from server.channels.meta import MetaCloudChannel
-
+        """Connect to PostgreSQL and Redis and build every configured channel of the registry."""
         engine = make_engine(database_url, pool_size=pool_size)
         redis = await create_pool(redis_settings(redis_url), default_queue_name=settings.QUEUE_NAME)
-        channels: dict[str, Channel] = {"meta": MetaCloudChannel.from_settings(settings)}
+        channels = registry.build(settings)
         from psycopg_pool import AsyncConnectionPool
 
         from core.embedded import libpq_url

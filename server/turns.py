@@ -437,7 +437,7 @@ def is_transient(exc: BaseException) -> bool:
     from sqlalchemy.exc import DBAPIError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    from server.channels.base import ChannelSendError
+    from server.channels.errors import ChannelSendError
 
     if isinstance(exc, ChannelSendError):
         return exc.retryable

@@ -1,4 +1,4 @@
-"""Inbound webhook POSTs as a plain ASGI layer in front of FastAPI's routing.
+"""Inbound webhook POSTs of every registered channel as a plain ASGI layer in front of FastAPI's routing.
 
 Meta may deliver up to 80 messages per second per number and expects an answer within a few hundred
 milliseconds, so the hot path (verify, store durably, schedule the turn, answer) skips FastAPI's per-route
@@ -7,10 +7,11 @@ work. :class:`WebhookApp` puts it outside FastAPI's middleware stack, under the 
 lifespan (``scope["app"].state``); every other method and path falls through to the FastAPI app. An unexpected
 error becomes the server's 500. The route is documented in the OpenAPI schema by :func:`openapi_paths`.
 
-Contract (https://developers.facebook.com/docs/graph-api/webhooks/getting-started#event-notifications):
-401 missing signature, 403 wrong signature (nothing stored), 413 body above ``WEBHOOK_MAX_BYTES``, 400 not a
-WhatsApp webhook JSON body, 503 + ``Retry-After`` when the database is unavailable (Meta retries), 200 only
-after the inbound rows are committed.
+Contract, the same for every channel (Meta's: https://developers.facebook.com/docs/graph-api/webhooks/getting-started#event-notifications):
+401 missing signature, 403 wrong signature (nothing stored), 404 channel not configured, 413 body above
+``WEBHOOK_MAX_BYTES``, 400 a body the channel cannot parse, 503 + ``Retry-After`` when the database is
+unavailable (the provider retries), 200 with the channel's :meth:`~server.channels.protocol.Channel.webhook_answer`
+only after the inbound rows are committed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.channels.base import PayloadError, SignatureError
+from server.channels.errors import PayloadError, SignatureError
+from server.channels.registry import match_path
 from server.inbox import apply_statuses
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,8 @@ class WebhookIngest:
 
     Args:
         app: the inner ASGI app (FastAPI's middleware stack and routes).
-        path: the webhook path, e.g. ``/webhooks/meta``.
-        channel: the key in ``Services.channels`` (``"meta"``).
+        path: the channel's webhook path (``Channel.webhook_path``); a last ``{segment}`` matches any one segment.
+        channel: the channel's name, its key in ``Services.channels``.
         max_bytes: the largest accepted body, in bytes (``WEBHOOK_MAX_BYTES``).
 
     The app's ``state.services`` (a :class:`server.services.Services`) supplies the channel and the ingest
@@ -98,14 +100,18 @@ class WebhookIngest:
 
     def __init__(self, app: ASGIApp, *, path: str, channel: str, max_bytes: int) -> None:
         self.app, self.path, self.channel, self.max_bytes = app, path, channel, max_bytes
+        self._exact = not path.endswith("}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a webhook POST (statuses as in the module docstring) or pass the request on."""
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["method"] != "POST" or not self._matches(scope["path"]):
             await self.app(scope, receive, send)
             return
         services = scope["app"].state.services
-        channel = services.channels[self.channel]
+        channel = services.channels.get(self.channel)
+        if channel is None:  # registered but not configured in this deployment
+            await _answer(send, 404, {"error": "channel not configured"})
+            return
         try:
             body = await read_body(scope, receive, self.max_bytes)
         except BodyTooLarge:
@@ -115,8 +121,8 @@ class WebhookIngest:
             return  # nobody to answer; nothing was stored
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            # Meta signs the body only; a channel that signs the URL too (Twilio) gets it built here.
-            url = _url(scope) if getattr(channel, "signs_url", False) else ""
+            # Meta signs the body only; a channel that needs the URL (Twilio signs it) gets it built here.
+            url = _url(scope) if channel.signs_url else ""
             channel.verify_request(headers, body, url)
         except SignatureError as exc:
             status = 401 if "missing" in str(exc).lower() else 403
@@ -137,7 +143,13 @@ class WebhookIngest:
             log.error("database unavailable, asking %s to retry: %s", self.channel, type(exc).__name__)
             await _answer(send, 503, {"error": "temporarily unavailable"}, ((b"retry-after", b"30"),))
             return
-        await _answer(send, 200, {"status": "ok", "stored": len(new), "duplicates": len(messages) - len(new)})
+        body, content_type = channel.webhook_answer(len(new), len(messages) - len(new))
+        answer = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": answer})
+        await send({"type": "http.response.body", "body": body})
+
+    def _matches(self, path: str) -> bool:
+        return path == self.path if self._exact else match_path(self.path, path)
 
 
 def _url(scope: Scope) -> str:
@@ -167,6 +179,7 @@ def openapi_paths(path: str, provider: str) -> dict[str, Any]:
                     "400": answer("Not a webhook JSON body"),
                     "401": answer("Signature header missing"),
                     "403": answer("Signature does not match"),
+                    "404": answer("Channel not configured in this deployment"),
                     "413": answer("Body above WEBHOOK_MAX_BYTES"),
                     "503": answer("Database unavailable; retry later (Retry-After)"),
                 },
@@ -179,7 +192,7 @@ class WebhookApp(FastAPI):
     """A FastAPI app whose webhook POSTs are answered by :class:`WebhookIngest` layers in front of everything.
 
     Args:
-        ingest_webhooks: ``(path, channel key, provider title)`` per webhook, e.g. ``("/webhooks/meta", "meta", "Meta")``.
+        ingest_webhooks: ``(path, channel name, provider title)`` per channel, from the channel registry.
         max_bytes: the largest accepted webhook body, in bytes.
         *args, **kwargs: for :class:`fastapi.FastAPI`.
     """

@@ -16,27 +16,22 @@ from typing import Any
 import httpx
 import pytest
 
-from server.channels.base import (
+from server.channels.errors import ChannelSendError, PayloadError, SignatureError
+from server.channels.limits import (
     BUTTON_TITLE_MAX,
     ELLIPSIS,
     ROW_DESCRIPTION_MAX,
     TEXT_MAX,
-    Channel,
-    ChannelSendError,
-    DeliveryStatus,
-    InboundMessage,
-    MessageKind,
-    PayloadError,
-    SignatureError,
-    StatusUpdate,
     split_text,
     validate_buttons,
     validate_list,
 )
+from server.channels.protocol import Channel
+from server.channels.records import DeliveryStatus, InboundMessage, MessageKind, StatusUpdate
 from server.channels.meta import MetaCloudChannel
 from tests.standins.graph_api import GraphAPIStandIn
 
-FIXTURES = Path("/work/shared/fixtures/whatsapp/meta/pywa/updates")
+FIXTURES = Path(__file__).parent / "data" / "whatsapp" / "meta" / "pywa" / "updates"
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 ACCESS_TOKEN = "test-access-token"
@@ -71,14 +66,24 @@ def sign(body: bytes, secret: str = APP_SECRET) -> str:
 
 
 def _examples() -> list[tuple[str, str, dict[str, Any]]]:
+    # A missing fixture folder must fail the module at collection, not collect zero parametrised cases.
+    files = sorted(FIXTURES.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"pywa webhook fixtures missing under {FIXTURES}")
     cases = []
-    for path in sorted(FIXTURES.glob("*.json")):
+    for path in files:
         for name, payload in json.loads(path.read_text()).items():
             cases.append((path.name, name, payload))
     return cases
 
 
 EXAMPLES = _examples()
+
+
+def test_fixtures_carry_their_licence() -> None:
+    # Third-party data stays in the repository with the licence it was published under.
+    assert "MIT" in (FIXTURES.parent / "LICENSE").read_text()
+    assert FIXTURES.is_relative_to(Path(__file__).resolve().parent)
 
 
 def test_fixture_set_is_complete() -> None:
