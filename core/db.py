@@ -104,10 +104,18 @@ tickets = Table(
     Column("status", String(20), nullable=False, server_default="open"),
     Column("assignee_id", Integer, ForeignKey("users.id"), comment="the buyer notified"),
     Column("chat_id", String(100), nullable=False),
+    Column("provider", String(20), nullable=False, server_default="meta"),
+    Column(
+        "source_message_id",
+        String(200),
+        unique=True,
+        comment="provider message id that opened it: a re-run turn finds its ticket instead of a second",
+    ),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
 )
 Index("ix_tickets_requester", tickets.c.requester_id)
+Index("ix_tickets_request", tickets.c.request_id)
 
 
 inbox = Table(

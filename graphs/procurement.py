@@ -1,7 +1,8 @@
 """The procurement conversation graph: one thread per chat (``thread_id`` = ``<provider>:<chat id>``).
 
     ingest -> route_next -> handle_button | handle_command | handle_confirmation | handle_reason
-                            | answer_catalog | handle_media | interpret_text | skip_message -> route_next ...
+                            | open_ticket | answer_ticket | answer_catalog | handle_media | interpret_text
+                            | skip_message -> route_next ...
            -> after_messages -> call_model (LLM, only for unresolved text and only with a model) -> respond
 
 Every message of a turn is routed deterministically; the LLM node runs at most once per turn. Compiled
@@ -21,6 +22,7 @@ from nodes.intake import handle_confirmation, handle_media, interpret_text, skip
 from nodes.llm_intake import call_model
 from nodes.respond import ingest, respond
 from nodes.routing import NODE_FOR, route_after_messages, route_next
+from nodes.tickets import answer_ticket, open_ticket
 
 #: Every per-message handler node (one per intent), from the routing table.
 HANDLERS = sorted(set(NODE_FOR.values()))
@@ -44,6 +46,8 @@ builder.add_node("handle_command", handle_command)
 builder.add_node("handle_confirmation", handle_confirmation)
 builder.add_node("handle_reason", handle_reason)
 builder.add_node("answer_catalog", answer_catalog)
+builder.add_node("open_ticket", open_ticket)
+builder.add_node("answer_ticket", answer_ticket)
 builder.add_node("handle_media", handle_media)
 builder.add_node("interpret_text", interpret_text)
 builder.add_node("skip_message", skip_message)

@@ -53,7 +53,7 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
         extra = t("approver_help") if user.role in (Role.APPROVER, Role.ADMIN) else ""
         if user.role in SEE_ALL:
             extra += t("buyer_help")
-        return note(t("help", approver_help=extra))
+        return note(t("help", approver_help=extra + t("ticket_help")))
 
     if name == "cancel_draft":
         if not (state.get("draft") or {}).get("lines"):
@@ -75,7 +75,7 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
     if name in ("status", "orders"):
         req = await R.get_request(ctx.engine, args["request_id"])
         number = R.number_of(args["request_id"])
-        if req is None or not _may_see(user, req):
+        if req is None or not may_see_request(user, req):
             # Same answer for "missing" and "not yours": no probing other people's request numbers.
             return note(t("not_found", number=number))
         if name == "orders":
@@ -112,7 +112,8 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
     return note(t("not_understood"))
 
 
-def _may_see(user: Any, req: R.RequestView) -> bool:
+def may_see_request(user: Any, req: R.RequestView) -> bool:
+    """Whether ``user`` may see ``req``: its requester, its approver, buyers and admins."""
     return (
         user.role in SEE_ALL or req.requester.id == user.id or (req.approver is not None and req.approver.id == user.id)
     )

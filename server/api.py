@@ -1,4 +1,4 @@
-"""Authenticated API (``Authorization: Bearer ADMIN_API_TOKEN``): purchase requests with lines and history."""
+"""Authenticated API (``Authorization: Bearer ADMIN_API_TOKEN``): purchase requests with lines and history, tickets."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from core.db import llm_usage
 from tools import requests as R
+from tools import tickets as TK
 from tools.fulfilment_view import fulfilments_of
 
 
@@ -46,6 +47,11 @@ async def usage_of(engine: Any, request_id: int) -> dict[str, Any]:
     }
 
 
+def _request_id(value: str) -> int | None:
+    """``12`` or ``PR-12`` -> 12; anything else -> ``None``."""
+    return int(value) if value.isdigit() else R.parse_number(value)
+
+
 def make_router(svc: Callable[[Request], Any]) -> APIRouter:
     """The ``/api`` router; ``svc`` returns the process services for a request."""
     router = APIRouter(prefix="/api", tags=["purchase requests"])
@@ -64,7 +70,7 @@ def make_router(svc: Callable[[Request], Any]) -> APIRouter:
     @router.get("/purchase-requests/{request_id}")
     async def get_purchase_request(request: Request, request_id: str) -> dict[str, Any]:
         """One purchase request (id ``12`` or number ``PR-12``) with its history, fulfilments and LLM usage."""
-        rid = R.parse_number(request_id) if not request_id.isdigit() else int(request_id)
+        rid = _request_id(request_id)
         if rid is None:
             raise HTTPException(404, "not found")
         engine = svc(request).engine
@@ -76,5 +82,33 @@ def make_router(svc: Callable[[Request], Any]) -> APIRouter:
         out["fulfilments"] = await fulfilments_of(engine, rid)
         out["llm_usage"] = await usage_of(engine, rid)
         return out
+
+    @router.get("/tickets", tags=["tickets"])
+    async def list_support_tickets(
+        request: Request,
+        status: Annotated[str | None, Query(description="filter by status (open)")] = None,
+        linked_request: Annotated[
+            str | None, Query(alias="request", description="filter by linked request: 12 or PR-12")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Support tickets, newest first: number, status, kind, the person's words, linked request, assignee."""
+        rid = None
+        if linked_request is not None:
+            rid = _request_id(linked_request)
+            if rid is None:
+                raise HTTPException(422, "request must be 12 or PR-12")
+        items = await TK.list_tickets(svc(request).engine, status=status, request_id=rid, limit=limit, offset=offset)
+        return {"items": [tk.to_api() for tk in items], "limit": limit, "offset": offset}
+
+    @router.get("/tickets/{ticket_id}", tags=["tickets"])
+    async def get_support_ticket(request: Request, ticket_id: str) -> dict[str, Any]:
+        """One ticket (id ``3`` or number ``T-3``)."""
+        tid = int(ticket_id) if ticket_id.isdigit() else TK.parse_ticket_number(ticket_id)
+        ticket = await TK.get_ticket(svc(request).engine, tid) if tid is not None else None
+        if ticket is None:
+            raise HTTPException(404, "not found")
+        return ticket.to_api()
 
     return router
