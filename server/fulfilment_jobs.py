@@ -22,13 +22,13 @@ import contextlib
 import logging
 from typing import Any
 
-from arq import func
+from arq import Retry, func
 from arq.worker import Function
 
 from core.config import Settings
 from server import outbox
 from server.services import Services, run_periodically
-from tools.fulfilment import OPEN_STATES, Fulfiller, job_id
+from tools.fulfilment import OPEN_STATES, Fulfiller, RetryLater, job_id
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,10 @@ async def place_fulfilment(ctx: dict[str, Any], fulfilment_id: int) -> str:
     """
     services: Services = ctx["services"]
     fulfiller = services.extras.get("fulfiller") or install(services)
-    return await fulfiller.place(fulfilment_id, job_try=int(ctx.get("job_try", 1)))
+    try:
+        return await fulfiller.place(fulfilment_id, job_try=int(ctx.get("job_try", 1)))
+    except RetryLater as exc:  # tools know no worker framework: their retry request becomes arq's
+        raise Retry(defer=exc.defer) from exc
 
 
 def jobs_for(settings: Settings) -> list[Function]:

@@ -682,3 +682,38 @@ async def test_cli_sandbox_supplier_and_erp_serve(served, tmp_path, tryton_serve
         await client.aclose()
     served[1].send_signal(signal.SIGTERM)
     assert served[1].wait(20) == 0
+
+
+# --------------------------------------------------------------------------------------------- structure
+
+
+def test_tools_import_no_worker_framework() -> None:
+    """``tools`` ask for a retry with their own exception; only ``server`` knows arq."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "tools").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "arq" or n.startswith("arq.") for n in names):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+async def test_retry_later_becomes_arq_retry() -> None:
+    """The job maps the tools' :class:`RetryLater` to ``arq.Retry`` with the same deferral."""
+    from arq import Retry
+
+    from server import fulfilment_jobs
+    from tools.fulfilment import RetryLater
+
+    class Busy:
+        async def place(self, fulfilment_id: int, *, job_try: int = 1) -> str:
+            raise RetryLater(2.5)
+
+    services = SimpleNamespace(extras={"fulfiller": Busy()})
+    with pytest.raises(Retry) as caught:
+        await fulfilment_jobs.place_fulfilment({"services": services, "job_try": 1}, 7)
+    assert caught.value.defer_score == 2500
