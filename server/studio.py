@@ -209,7 +209,7 @@ class ContextResolver:
 
     async def catalog(self, engine: Any) -> Any:
         """The catalogue index, rebuilt when the catalogue's row count or last update changed."""
-        return await self._catalogs.get(engine)
+        return await self._catalogs.get(engine, embedding_model=self.settings.EMBEDDING_MODEL)
 
     def chat_model(self) -> Any:
         """The configured chat model (``LLM_MODEL``), or ``None`` for the deterministic path only."""
