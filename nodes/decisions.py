@@ -16,7 +16,7 @@ from core.policy import may_decide
 from nodes import draft as D
 from nodes.common import add_note, current, record, user_of
 from nodes.compose import t
-from nodes.intake import _complete, _today, submit_draft
+from nodes.intake import _complete, _today, resolve_stale, submit_draft
 from tools import requests as R
 from tools.units import convert
 
@@ -76,6 +76,11 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
             return {**base, "notes": add_note(state, t("no_draft"))}
         await record(runtime, "draft.discarded", msg=msg)
         return {**base, "draft": None, "notes": add_note(state, t("draft_cancelled")), "show_summary": False}
+
+    if rid in ("stale:add", "stale:new"):
+        if not (draft or {}).get("previous"):
+            return {**base, "notes": add_note(state, t("stale_closed"))}
+        return {**base, **resolve_stale(state, rid.split(":", 1)[1])}
 
     if m := PICK_RE.match(rid):
         idx, sku = int(m.group(1)), m.group(2)

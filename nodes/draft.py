@@ -8,7 +8,7 @@ must not mutate the checkpointed value in place).
 from __future__ import annotations
 
 import copy
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -71,6 +71,20 @@ def accept_proposal(lines: list[Line], catalog: Any) -> dict[str, Any] | None:
         ln.proposal, ln.confidence = None, 1.0
         return {"op": "set_quantity", "line": idx, "quantity": str(ln.quantity), "unit": ln.unit}
     return None
+
+
+def idle_hours(draft: dict[str, Any] | None, now: datetime) -> float:
+    """Hours since the draft was last changed (``touched_at``, ISO time), ``0.0`` when it has no stamp."""
+    stamp = (draft or {}).get("touched_at")
+    if not stamp:
+        return 0.0
+    return max(0.0, (now - datetime.fromisoformat(stamp)).total_seconds() / 3600.0)
+
+
+def snapshot(draft: dict[str, Any] | None) -> dict[str, Any]:
+    """The parts of a draft kept aside while the person chooses what to do with it (lines, site, date, stamp)."""
+    d = draft or {}
+    return {k: copy.deepcopy(d.get(k)) for k in ("lines", "site", "needed_by", "touched_at")}
 
 
 ADDITIVE_CUES = ("add", "also", "more", "plus", "another", "extra", "additional", "ongeza", "zaidi")

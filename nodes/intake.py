@@ -49,8 +49,59 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
     """Read one free-text message with the rule extractor: corrections to the draft, or new lines/site/date.
 
     A message the rules cannot read at all goes to ``unresolved`` (for the LLM, or a "please rephrase").
-    Corrections to an already submitted request re-open its approval (a new revision).
+    Corrections to an already submitted request re-open its approval (a new revision). A draft left idle
+    longer than ``DRAFT_TTL_HOURS`` does not swallow the message: it is read as a new draft, and the old one is
+    shown with the choice to add the new lines to it or keep them apart (see :func:`resolve_stale`).
     """
+    ctx = runtime.context
+    msg, _ = current(state)
+    draft = state.get("draft")
+    awaiting = state.get("awaiting") or {}
+    if awaiting.get("kind") == "stale_draft":
+        choice = STALE_WORDS.get(_words(msg.get("text") or ""))
+        if choice is not None:
+            _, pending = current(state)
+            return {"pending": pending, **resolve_stale(state, choice)}
+    if D.lines_of(draft) and D.idle_hours(draft, message_time(msg, ctx)) > ctx.draft_ttl_hours:
+        update = await _interpret({**state, "draft": None}, runtime)
+        fresh = update.get("draft") or D.empty_draft()
+        update.update(
+            draft=D.set_field(fresh, previous=D.snapshot(draft)), awaiting={"kind": "stale_draft"}, show_summary=True
+        )
+        await record(runtime, "draft.stale", msg=msg, details={"idle_hours": round(D.idle_hours(draft, message_time(msg, ctx)))})
+        return update
+    return await _interpret(state, runtime)
+
+
+STALE_WORDS = {
+    **dict.fromkeys(["add", "add to it", "add to old", "add to the old one", "continue", "same", "endelea", "ongeza"], "add"),
+    **dict.fromkeys(["new", "start new", "separate", "keep separate", "mpya", "new one", "a new one"], "new"),
+}
+"""Typed answers to the stale-draft choice (the buttons send ``stale:add`` / ``stale:new``)."""
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z]+", text.lower()))
+
+
+def resolve_stale(state: dict[str, Any], choice: str) -> dict[str, Any]:
+    """Apply the person's stale-draft choice: ``"add"`` the new lines to the old draft, or ``"new"`` (drop it).
+
+    Returns:
+        The State update (``draft``, ``awaiting`` cleared, ``show_summary``).
+    """
+    draft = state.get("draft") or D.empty_draft()
+    previous = draft.get("previous")
+    merged = D.set_field(draft, previous=None)
+    if choice == "add" and previous:
+        merged = D.add_lines(D.with_lines(merged, D.lines_of(previous)), D.lines_of(draft))
+        merged = D.set_field(merged, site=draft.get("site") or previous.get("site"),
+                             needed_by=draft.get("needed_by") or previous.get("needed_by"))  # fmt: skip
+    merged.pop("previous", None)
+    return {"draft": merged, "awaiting": None, "show_summary": True}
+
+
+async def _interpret(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     msg, pending = current(state)
     raw_text = msg.get("text") or ""

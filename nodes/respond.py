@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,18 @@ from core.domain import CatalogItem, Line
 from core.policy import CONFIDENCE_ASK, free_text_lines, missing_fields, total_of
 from nodes import draft as D
 from nodes.common import message_time
-from nodes.compose import button_title, buttons_msg, fmt_amount, fmt_qty, list_msg, render_summary, t, text_msg
+from nodes.compose import (
+    button_title,
+    buttons_msg,
+    fmt_amount,
+    fmt_date,
+    fmt_qty,
+    list_msg,
+    render_lines,
+    render_summary,
+    t,
+    text_msg,
+)
 from tools.units import pack_size
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
@@ -97,6 +109,16 @@ def _free_text_note(lines: list[Line]) -> str | None:
     return "\n".join(t("ask_unknown", description=ln.description, short=ln.description.split()[-1]) for ln in fresh)
 
 
+def _stale_choice(to: str, previous: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The old draft's lines with the choice: add the new lines to it, or keep them apart (old one dropped)."""
+    lines = D.lines_of(previous)
+    stamp = previous.get("touched_at")
+    when = fmt_date(datetime.fromisoformat(stamp).date()) if stamp else "—"
+    body = t("stale_draft", when=when, lines="\n".join(render_lines(lines)))
+    return buttons_msg(to, body[:INTERACTIVE_BODY_MAX], [("stale:add", button_title("stale_add")),
+                                                         ("stale:new", button_title("stale_new"))])  # fmt: skip
+
+
 async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
     """Compose the turn's reply: notes, then (if the draft changed) the summary with questions or Confirm."""
     ctx = runtime.context
@@ -150,8 +172,14 @@ async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str,
                 body = t("ask_confirm")
             buttons = [("confirm", button_title("confirm")), ("cancel_draft", button_title("cancel_draft"))]
             outbound.append(buttons_msg(to, body, buttons))
+    if draft and draft.get("previous") and (state.get("awaiting") or {}).get("kind") == "stale_draft":
+        outbound.append(_stale_choice(to, draft["previous"], ctx))
+        questions.append("stale_draft")
     if notes:
         outbound.append(text_msg(to, "\n\n".join(notes)))
+    if draft and (state.get("show_summary") or draft is not state.get("draft")):
+        # Stamp when the draft was last worked on: an idle draft is shown before new text goes into it.
+        draft = D.set_field(draft, touched_at=message_time(inbound[-1], ctx).isoformat())
     window = [{"role": "assistant", "text": m["text"][:500]} for m in outbound if m.get("to") == to]
     update: dict[str, Any] = {
         "outbound": outbound,

@@ -223,6 +223,7 @@ class TurnRunner:
             model_name=st.LLM_MODEL or "none",
             context_window=st.CONTEXT_WINDOW_MESSAGES,
             turn_id=turn_id,
+            draft_ttl_hours=st.DRAFT_TTL_HOURS,
         )
 
     async def run(self, provider: str, chat_id: str) -> str:

@@ -33,6 +33,7 @@ from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, ExtractionResult, Line, Money
 from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, is_code, singular, tokens
+from tools.extraction.numbers import ONES, SWAHILI_WORDS, TENS, number_word
 from tools.units import convert, normalize_unit, pack_size, tidy
 
 UNSPECIFIED_UNIT = "unit"
@@ -51,19 +52,9 @@ DEFAULT_QUANTITY_FACTOR = 0.8
 """Multiplier when no quantity was given and 1 was assumed."""
 
 # -- vocabulary ---------------------------------------------------------------------------------------------
-_ONES = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-}  # fmt: skip
-_TENS = {
-    "twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-    "eighty": 80, "ninety": 90,
-}  # fmt: skip
-_SWAHILI = {
-    "moja": 1, "mbili": 2, "tatu": 3, "nne": 4, "tano": 5, "sita": 6, "saba": 7, "nane": 8, "tisa": 9,
-    "kumi": 10, "ishirini": 20, "thelathini": 30, "arobaini": 40, "hamsini": 50,
-}  # fmt: skip
+_ONES, _TENS = ONES, TENS
+# "of" between an amount and the item: English, and Swahili noun-class forms ("mifuko kumi ya simenti").
+OF_WORDS = frozenset({"of", "ya", "za", "la", "cha", "vya", "wa"})
 _NOT_A_COUNT = frozenset({"few", "lot", "lots", "bit", "little", "bunch"})  # "a few" is no count
 
 # Words and phrases that carry no item meaning in a request (greetings, politeness, request verbs).
@@ -166,41 +157,7 @@ def _strip_fillers(toks: list[str]) -> list[str]:
     return out
 
 
-def _number_word(toks: list[str], i: int) -> tuple[Decimal, int] | None:
-    """Parse an English or Swahili number written in words at ``toks[i]``: (value, tokens used)."""
-    total = 0
-    current = 0
-    j = i
-    seen = False
-    while j < len(toks):
-        t = toks[j]
-        if t in _ONES and (current % 10 == 0 or current >= 100):
-            current += _ONES[t]
-        elif t in _TENS and current % 100 == 0:
-            current += _TENS[t]
-        elif t == "hundred" and (seen or j == i):
-            current = (current or 1) * 100
-        elif t == "thousand" and (seen or j == i):
-            total += (current or 1) * 1000
-            current = 0
-        elif t == "and" and seen and j + 1 < len(toks) and (toks[j + 1] in _ONES or toks[j + 1] in _TENS):
-            j += 1
-            continue
-        elif t in _SWAHILI and not seen:
-            value = _SWAHILI[t]
-            # "kumi na mbili" = 12
-            if value in (10, 20, 30, 40, 50) and toks[j + 1 : j + 2] == ["na"] and j + 2 < len(toks):
-                unit = _SWAHILI.get(toks[j + 2], 0)
-                if 0 < unit < 10:
-                    return Decimal(value + unit), j + 3 - i
-            return Decimal(value), j + 1 - i
-        else:
-            break
-        seen = True
-        j += 1
-    if not seen:
-        return None
-    return Decimal(total + current), j - i
+_number_word = number_word
 
 
 def _number_at(toks: list[str], i: int) -> tuple[Decimal, int] | None:
@@ -277,7 +234,7 @@ def _quantities(toks: list[str], catalog: CatalogIndex) -> list[_Qty]:
                 continue
             unit = normalize_unit(suffix, standalone=False)
             if unit is not None:
-                end = i + 2 if toks[i + 1 : i + 2] == ["of"] else i + 1
+                end = i + 2 if toks[i + 1 : i + 2] and toks[i + 1] in OF_WORDS else i + 1
                 found.append(_Qty(i, end, value, unit, 1 if i == 0 else 2))
                 i = end
                 continue
@@ -331,7 +288,7 @@ def _take_unit(toks: list[str], q: _Qty) -> None:
         q.unit = unit
         q.unit_index = q.end
         q.end += 1
-    if toks[q.end : q.end + 1] == ["of"]:
+    if q.end < len(toks) and toks[q.end] in OF_WORDS:
         q.end += 1
     if q.unit is None and q.start > 0 and (before := normalize_unit(toks[q.start - 1])) is not None:
         q.unit = before
@@ -355,7 +312,7 @@ def _starts_item(toks: list[str], i: int, catalog: CatalogIndex) -> bool:
     m = _GLUED_RE.fullmatch(t)
     if m and not catalog.is_known_code(t):
         return m.group(2) == "x" or normalize_unit(m.group(2), standalone=False) is not None
-    return t in _ONES or t in _TENS or t in _SWAHILI
+    return t in _ONES or t in _TENS or t in SWAHILI_WORDS and t != "na"
 
 
 def _is_item_word(t: str) -> bool:
@@ -423,7 +380,8 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
     pieces: list[list[str]] = [[]]
     for k, t in enumerate(toks):
         # Swahili "na" (and), except inside a number ("kumi na mbili" = 12)
-        swahili_and = t == "na" and not (k > 0 and _SWAHILI.get(toks[k - 1], 0) % 10 == 0 and toks[k - 1] in _SWAHILI)
+        swahili_and = t == "na" and not (k > 0 and toks[k - 1] in SWAHILI_WORDS and k + 1 < len(toks)
+                                         and toks[k + 1] in SWAHILI_WORDS)
         # "one hundred and fifty" is one number
         in_number = k > 0 and toks[k - 1] in ("hundred", "thousand") and _number_word(toks, k + 1) is not None
         if (t in _SPLIT_WORDS and not in_number) or swahili_and:
@@ -455,7 +413,10 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
 # Sites and dates
 # ----------------------------------------------------------------------------------------------------------
 
-_SITE_BEFORE = frozenset({"for", "to", "at", "in", "the", "deliver", "delivery", "send", "sent", "ship", "site"})
+_SITE_BEFORE = frozenset(
+    {"for", "to", "at", "in", "the", "deliver", "delivery", "send", "sent", "ship", "site", "office", "kwa", "ya",
+     "huko", "pale", "kule"}
+)  # fmt: skip
 _SITE_AFTER = frozenset({"site", "office", "branch", "project", "warehouse", "store", "depot", "yard", "plant"})
 
 
@@ -755,8 +716,8 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
                 candidates=result.skus,
             )
         )
-    # Nothing in the catalogue: a free-text line when a quantity says it is a request.
-    if qty is not None:
+    # Nothing in the catalogue: a free-text line when a real count says it is a request ("an admin" is no count).
+    if qty is not None and not (qty.unit is None and toks[qty.start] in ("a", "an")):
         return _ItemParse(
             Line(
                 description=query,
