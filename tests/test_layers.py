@@ -1,0 +1,97 @@
+"""The layer rule, read from the source: ``server -> graphs -> nodes -> tools -> core`` with imports pointing down.
+
+``prompts`` is data every layer may read (it imports only ``core``). ``evals`` may import ``graphs`` and below,
+never ``server``; ``server`` imports nothing from ``evals``. Every import counts, including those inside functions;
+imports under ``if TYPE_CHECKING:`` count too, except the ones listed in :data:`TYPE_ONLY`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("core", "prompts", "tools", "nodes", "graphs", "server", "evals")
+
+#: What each package may import (besides itself).
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "prompts": {"core"},
+    "tools": {"core", "prompts"},
+    "nodes": {"core", "prompts", "tools"},
+    "graphs": {"core", "prompts", "tools", "nodes"},
+    "server": {"core", "prompts", "tools", "nodes", "graphs"},
+    "evals": {"core", "prompts", "tools", "nodes", "graphs"},
+}
+
+#: Type-only imports that point up (no run-time dependency): node functions annotate ``runtime: Runtime[Context]``
+#: and the Context dataclass is defined with the graphs (``graphs/context.py``).
+TYPE_ONLY = {("nodes", "graphs.context")}
+
+#: Known violations in code other people are changing right now, each to be removed by the change that fixes it:
+#: ``procure eval`` (server/cli.py) runs the evaluation runner, and the evaluation target builds the chat model
+#: through server.services (the evals helper is moving that below ``server``).
+KNOWN = {
+    ("server/cli.py", "evals.runner"),
+    ("evals/target.py", "server.services"),
+}
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """``(module, type_only)`` for every absolute import in a file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            type_only.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in type_only) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, id(node) in type_only))
+    return found
+
+
+def violations(root: Path = ROOT) -> list[str]:
+    out = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            for module, type_only in _imports(path):
+                target = module.split(".")[0]
+                if target not in PACKAGES or target == package or target in ALLOWED[package]:
+                    continue
+                if type_only and any(package == p and module.startswith(m) for p, m in TYPE_ONLY):
+                    continue
+                if (rel, module) in KNOWN:
+                    continue
+                out.append(f"{rel} imports {module}{' (type only)' if type_only else ''}")
+    return out
+
+
+def test_imports_point_down_the_layers() -> None:
+    assert violations() == []
+
+
+def test_the_checker_finds_upward_imports(tmp_path: Path) -> None:
+    # The rule must be able to fail: upward imports at module level, inside a function and type-only are found.
+    files = {
+        "tools/a.py": "import nodes.intake\n",
+        "tools/b.py": "def f():\n    from graphs import procurement\n",
+        "nodes/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from graphs.context import Context\n",
+        "nodes/d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from graphs.procurement import builder\n",
+        "server/e.py": "from evals import runner\n",
+        "evals/f.py": "import graphs.procurement\nimport server.app\n",
+        "core/g.py": "import core.db\nimport httpx\n",
+    }
+    for rel, source in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(source)
+    assert violations(tmp_path) == [
+        "tools/a.py imports nodes.intake",
+        "tools/b.py imports graphs",
+        "nodes/d.py imports graphs.procurement (type only)",
+        "server/e.py imports evals",
+        "evals/f.py imports server.app",
+    ]
