@@ -11,13 +11,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 
+# The demo needs the runtime dependencies only; the tests also need the test tools (dev), the reference Tryton
+# ERP (erp-reference) and LangGraph Studio (studio). requirements.lock pins all of them (it is compiled with every
+# extra), and is used as constraints, so each mode installs exactly the pinned versions of what it needs.
+extras=""
+if [ "${1:-}" = "--test" ]; then
+  extras="[dev,erp-reference,studio]"
+fi
 stamp=.venv/.requirements.sha
-want="$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)$extras"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   python -m pip install --quiet --upgrade pip uv
   # uv is a fast, drop-in installer; plain pip is the fallback.
-  uv pip install --quiet -r requirements.lock || python -m pip install --quiet -r requirements.lock
-  uv pip install --quiet --no-deps -e . || python -m pip install --quiet --no-deps -e .
+  uv pip install --quiet -c requirements.lock -e ".$extras" || python -m pip install --quiet -c requirements.lock -e ".$extras"
   echo "$want" > "$stamp"
 fi
 
