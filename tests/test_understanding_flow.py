@@ -128,3 +128,45 @@ async def test_a_recent_draft_takes_new_lines(company):
     await co.turn(amina, "and 40 bags cement 42.5")
     assert [ln.sku for ln in lines(co)] == ["ST-00112", "CN-00201"]
     assert datetime.fromisoformat(co.last_state["draft"]["touched_at"]) == co.now
+
+
+async def test_an_answer_changes_only_the_line_asked_about(company):
+    co, people = company
+    amina = people["amina"]
+    out = await co.turn(amina, "need 10 reflector vests and 5 boxes a4 paper")
+    assert out[-1]["type"] == "list"  # which vest: orange or yellow
+    await co.turn(amina, "orange reflector vests")
+    got = [(ln.sku, ln.quantity) for ln in lines(co)]
+    assert got == [("CN-00240", Decimal(10)), ("ST-00112", Decimal(5))]
+
+
+async def test_an_answer_by_attribute_alone(company):
+    co, people = company
+    amina = people["amina"]
+    await co.turn(amina, "20 boxes nitrile gloves")
+    await co.turn(amina, "the large ones")
+    assert [(ln.sku, ln.quantity) for ln in lines(co)] == [("HC-00402", Decimal(20))]
+
+
+@pytest.mark.parametrize(
+    ("correction", "expected"),
+    [
+        ("sorry 15 not 12 for the gloves", [("HC-00401", Decimal(15)), ("ST-00112", Decimal(10))]),
+        ("scratch the gloves", [("ST-00112", Decimal(10))]),
+        ("make the paper A3", [("HC-00401", Decimal(12)), ("ST-00113", Decimal(10))]),
+    ],
+)
+async def test_corrections_are_edits_never_new_lines(company, correction, expected):
+    co, people = company
+    amina = people["amina"]
+    await co.turn(amina, "12 boxes nitrile gloves medium and 10 boxes a4 paper")
+    await co.turn(amina, correction)
+    assert [(ln.sku, ln.quantity) for ln in lines(co)] == expected
+
+
+async def test_site_change_is_an_edit(company):
+    co, people = company
+    amina = people["amina"]
+    await co.turn(amina, "10 boxes a4 paper for nairobi")
+    await co.turn(amina, "deliver to Eldoret instead")
+    assert co.last_state["draft"]["site"] == "Eldoret" and len(lines(co)) == 1

@@ -1054,8 +1054,15 @@ def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, so
         if words[:1] == ["up"]:
             words = words[1:]
     old: Decimal | None = None
+    # "15 not 12 for the gloves", "gloves 15 instead of 12": the number after "not" is the one replaced
+    for k in range(1, len(words) - 1):
+        swap = 2 if words[k : k + 2] == ["instead", "of"] else (1 if words[k] == "not" else 0)
+        if swap and _NUM_RE.fullmatch(words[k - 1]) and k + swap < len(words) and _NUM_RE.fullmatch(words[k + swap]):
+            old = Decimal(words[k + swap])
+            words = words[:k] + words[k + swap + 1 :]
+            break
     # "paper 30 not 20", "30 not 20"
-    if (len(words) >= 2 and words[-2] in ("not", "instead")) or words[-3:-1] == ["instead", "of"]:
+    if old is None and (len(words) >= 2 and words[-2] in ("not", "instead")) or words[-3:-1] == ["instead", "of"]:
         num = _number_at(words, len(words) - 1)
         if num is not None:
             old = num[0]
@@ -1174,6 +1181,18 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
     ref: list[str] | None = None
     target = words
     text = " ".join(words)
+    if words[:1] and words[0] in ("make", "change", "switch") and not {"to", "with", "for", "into"} & set(words):
+        # "make the paper A3": the words naming a line, then what differs; the rest of the item stays
+        for cut in range(len(words) - 1, 1, -1):
+            index = _line_index(words[1:cut], draft, catalog)
+            new = [t for t in words[cut:] if t not in _NOISE]
+            if index is None or not new or _quantity_in(new, catalog) is not None:
+                continue
+            old_item = catalog.get(draft[index].sku or "")
+            found = catalog.match(" ".join([*new, *words[1:cut]]))
+            if old_item is not None and found.item is not None and found.item.sku != old_item.sku:
+                if _siblings(old_item, found.item):
+                    return [Edit("replace_item", index=index, line=_replaced(draft[index], found.item))]
     for pattern in (
         r"^(?:change|switch|swap|replace|make)\s+(?P<ref>.+?)\s+(?:to|with|for|into)\s+(?P<new>.+)$",
         r"^(?P<new>.+?)\s+(?:not|instead\s+of|in\s+place\s+of)\s+(?P<ref>.+)$",
