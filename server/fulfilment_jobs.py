@@ -11,7 +11,7 @@ The work lives in :mod:`tools.fulfilment`; this module wires it into the worker 
 * a sweeper task re-enqueues fulfilments left ``placing`` by a dead worker or whose job was lost (arq does not
   retry a job that hit its timeout, and gives up after ``max_tries``).
 
-arq semantics relied on (../shared/STACK-NOTES.md): a SIGKILLed job is re-run after its timeout + 10 s; only
+arq semantics relied on (https://arq-docs.helpmanual.io/): a SIGKILLed job is re-run after its timeout + 10 s; only
 ``Retry`` (and cancellation) is retried; ``_job_id`` refuses a duplicate while the job or its result exists.
 """
 

@@ -1,7 +1,7 @@
 """The arq worker: turn jobs, the recovery sweeper and (later) fulfilment jobs.
 
 Run with ``procure worker``. Jobs are ``async def job(ctx, ...)``; shared clients are created once in
-``startup`` and closed in ``shutdown``. arq semantics this relies on (see ../shared/STACK-NOTES.md): a
+``startup`` and closed in ``shutdown``. arq semantics this relies on (arq 0.26+, https://arq-docs.helpmanual.io/): a
 SIGKILLed job stays "in progress" until its timeout + 10 s, a job timeout is not retried, only ``Retry`` is.
 The sweeper therefore re-schedules turns a dead worker left ``running`` and messages that were never scheduled
 (e.g. Redis was down when the webhook stored them).

@@ -1,4 +1,4 @@
-"""A fake chat model that emits scripted tool calls (see ../shared/STACK-NOTES.md: fake models and bind_tools)."""
+"""A fake chat model that emits scripted tool calls (langchain-core's own fake models raise on ``bind_tools``)."""
 
 from __future__ import annotations
 
