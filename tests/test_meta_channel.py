@@ -26,9 +26,9 @@ from server.channels.limits import (
     validate_buttons,
     validate_list,
 )
+from server.channels.meta import MetaCloudChannel
 from server.channels.protocol import Channel
 from server.channels.records import DeliveryStatus, InboundMessage, MessageKind, StatusUpdate
-from server.channels.meta import MetaCloudChannel
 from tests.standins.graph_api import GraphAPIStandIn
 
 FIXTURES = Path(__file__).parent / "data" / "whatsapp" / "meta" / "pywa" / "updates"
