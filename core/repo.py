@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -145,32 +145,83 @@ class CatalogImportError(ValueError):
         super().__init__("; ".join(f"line {n}: {m}" for n, m in errors))
 
 
-def parse_catalog_csv(text: str) -> list[CatalogItem]:
-    """Parse and validate a catalogue CSV (header ``sku,name,unit,unit_price,currency,supplier,category,aliases``).
+#: Accepted header spellings (lower case, runs of non-alphanumerics read as ``_``) -> catalogue field. ERP
+#: item-master exports name their columns in many ways; these are the common ones.
+CATALOG_HEADER_SYNONYMS: dict[str, str] = {
+    **dict.fromkeys(["sku", "item_code", "code", "item_no", "item_number", "itemcode", "product_code", "part_no",
+                     "part_number", "internal_reference", "stock_code", "article_no"], "sku"),
+    **dict.fromkeys(["name", "description", "item_name", "item_description", "product", "product_name"], "name"),
+    **dict.fromkeys(["unit", "uom", "unit_of_measure", "units", "purchase_uom", "default_uom", "uom_code"], "unit"),
+    **dict.fromkeys(["unit_price", "price", "unit_cost", "cost", "rate", "cost_price", "list_price",
+                     "purchase_price"], "unit_price"),
+    **dict.fromkeys(["currency", "curr", "ccy", "currency_code"], "currency"),
+    **dict.fromkeys(["supplier", "vendor", "supplier_code", "vendor_code"], "supplier"),
+    **dict.fromkeys(["category", "group", "item_group", "product_category", "class"], "category"),
+    **dict.fromkeys(["aliases", "alias", "synonyms"], "aliases"),
+}  # fmt: skip
+_REQUIRED = ("sku", "name", "unit", "unit_price")
+#: Supplier code given to rows of an export without a supplier column.
+UNASSIGNED_SUPPLIER = "UNASSIGNED"
 
-    Aliases are separated by ``;``. Every row is checked before anything is returned.
+
+def _header_field(header: str) -> str | None:
+    key = re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
+    return CATALOG_HEADER_SYNONYMS.get(key)
+
+
+def _price(text: str) -> Decimal:
+    """A price as ERP exports write it: ``1234.50``, ``1,234.50``, `` 12 ``; raises ``InvalidOperation``."""
+    t = text.strip().replace(" ", "")
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", t):
+        t = t.replace(",", "")
+    return Decimal(t)
+
+
+def parse_catalog_csv(text: str, *, default_currency: str = "USD") -> list[CatalogItem]:
+    """Parse and validate a catalogue CSV as our template or an ERP item-master export writes it.
+
+    Columns are found by header (any order; see :data:`CATALOG_HEADER_SYNONYMS`): ``Item Code``/``code``/
+    ``item_no`` -> sku, ``Description``/``item name`` -> name, ``UoM``/``unit of measure`` -> unit,
+    ``Price``/``unit cost``/``rate`` -> unit_price are required; currency (else ``default_currency``),
+    supplier (else :data:`UNASSIGNED_SUPPLIER`), category and aliases (``;``-separated) are optional.
+    Every row is checked before anything is returned.
 
     Raises:
-        CatalogImportError: with every bad row's line number.
+        CatalogImportError: with every bad row's line number (line 1 is the header).
     """
     reader = csv.reader(io.StringIO(text))
     errors: list[tuple[int, str]] = []
     items: list[CatalogItem] = []
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        header = next(reader)
     except StopIteration:
         raise CatalogImportError([(1, "empty file")]) from None
-    if header != CATALOG_HEADER:
-        raise CatalogImportError([(1, f"header must be {','.join(CATALOG_HEADER)}")])
+    columns: dict[str, int] = {}
+    for i, h in enumerate(header):
+        fld = _header_field(h)
+        if fld is not None and fld not in columns:
+            columns[fld] = i
+    missing = [f for f in _REQUIRED if f not in columns]
+    if missing:
+        raise CatalogImportError(
+            [(1, f"missing column(s) {', '.join(missing)}; header must name sku, name, unit and unit_price "
+                 f"(e.g. {','.join(CATALOG_HEADER)})")]
+        )  # fmt: skip
     seen: dict[str, int] = {}
     for row in reader:
         n = reader.line_num
         if not any(c.strip() for c in row):
             continue
-        if len(row) != len(CATALOG_HEADER):
-            errors.append((n, f"expected {len(CATALOG_HEADER)} fields, got {len(row)}"))
+        if len(row) < len(header):
+            errors.append((n, f"expected {len(header)} fields, got {len(row)}"))
             continue
-        sku, name, unit, price, currency, supplier, category, aliases = (c.strip() for c in row)
+
+        def cell(fld: str, row: list[str] = row) -> str:
+            return row[columns[fld]].strip() if fld in columns else ""
+
+        sku, name, unit, price = cell("sku"), cell("name"), cell("unit"), cell("unit_price")
+        currency = cell("currency") if "currency" in columns else default_currency
+        supplier = cell("supplier") if "supplier" in columns else UNASSIGNED_SUPPLIER
         problems = []
         if not sku:
             problems.append("sku is empty")
@@ -184,7 +235,7 @@ def parse_catalog_csv(text: str) -> list[CatalogItem]:
             problems.append(f"currency {currency!r} is not an ISO 4217 code")
         amount = None
         try:
-            amount = Decimal(price)
+            amount = _price(price)
             if not amount.is_finite() or amount < 0:
                 problems.append(f"unit_price {price!r} must be a non-negative number")
         except InvalidOperation:
@@ -201,10 +252,10 @@ def parse_catalog_csv(text: str) -> list[CatalogItem]:
                 sku=sku,
                 name=name,
                 unit=unit.lower(),
-                unit_price=Money(amount, currency),
+                unit_price=Money(amount, currency.upper()),
                 supplier=supplier.upper(),
-                category=category,
-                aliases=tuple(a.strip().lower() for a in aliases.split(";") if a.strip()),
+                category=cell("category"),
+                aliases=tuple(a.strip().lower() for a in cell("aliases").split(";") if a.strip()),
             )
         )
     if errors:
@@ -212,20 +263,29 @@ def parse_catalog_csv(text: str) -> list[CatalogItem]:
     return items
 
 
-async def import_catalog(engine: AsyncEngine, path: Path | str) -> tuple[int, int]:
-    """Import a catalogue CSV in one transaction: new SKUs are inserted, known SKUs updated.
+ItemVectors = Callable[[Sequence[CatalogItem]], Sequence[Sequence[float] | None]]
+"""Computes one embedding per item (in order), or ``None`` for an item that gets none."""
+
+
+async def upsert_catalog(
+    engine: AsyncEngine, items: Sequence[CatalogItem], *, vectors: Sequence[Sequence[float] | None] | None = None
+) -> tuple[int, int]:
+    """Write catalogue items in one transaction: new SKUs are inserted, known SKUs updated.
+
+    Args:
+        engine: the database.
+        items: validated items.
+        vectors: one embedding per item (``core.db.EMBEDDING_DIM`` floats) or ``None``; omitted, stored
+            embeddings are cleared for updated items (their text may have changed).
 
     Returns:
         ``(inserted, updated)`` counts.
-
-    Raises:
-        CatalogImportError: bad rows (nothing is written).
-        OSError: the file cannot be read.
     """
-    items = parse_catalog_csv(Path(path).read_text(encoding="utf-8-sig"))
+    if vectors is not None and len(vectors) != len(items):
+        raise ValueError(f"{len(vectors)} vectors for {len(items)} items")
     async with engine.begin() as conn:
         known = set((await conn.execute(select(catalog_items.c.sku))).scalars())
-        for it in items:
+        for i, it in enumerate(items):
             values = {
                 "sku": it.sku,
                 "name": it.name,
@@ -235,6 +295,7 @@ async def import_catalog(engine: AsyncEngine, path: Path | str) -> tuple[int, in
                 "supplier": it.supplier,
                 "category": it.category,
                 "aliases": list(it.aliases),
+                "embedding": None if vectors is None or vectors[i] is None else list(vectors[i]),  # type: ignore[arg-type]
                 "active": True,
             }
             stmt = pg_insert(catalog_items).values(**values)
@@ -245,6 +306,29 @@ async def import_catalog(engine: AsyncEngine, path: Path | str) -> tuple[int, in
             )
     updated = sum(1 for it in items if it.sku in known)
     return len(items) - updated, updated
+
+
+async def import_catalog(
+    engine: AsyncEngine, path: Path | str, *, embed: ItemVectors | None = None, default_currency: str = "USD"
+) -> tuple[int, int]:
+    """Import a catalogue CSV (our template or an ERP export) in one transaction.
+
+    Args:
+        engine: the database.
+        path: the CSV file (UTF-8, with or without BOM).
+        embed: computes item embeddings to store (``tools.catalog.store.item_vectors``); ``None``: none.
+        default_currency: currency of rows when the file has no currency column.
+
+    Returns:
+        ``(inserted, updated)`` counts.
+
+    Raises:
+        CatalogImportError: bad rows (nothing is written).
+        OSError: the file cannot be read.
+    """
+    items = parse_catalog_csv(Path(path).read_text(encoding="utf-8-sig"), default_currency=default_currency)
+    vectors = embed(items) if embed is not None and items else None
+    return await upsert_catalog(engine, items, vectors=vectors)
 
 
 async def load_catalog(engine: AsyncEngine | AsyncConnection) -> list[CatalogItem]:

