@@ -114,7 +114,7 @@ class Services:
 
     async def catalog(self) -> CatalogIndex:
         """The catalogue index, rebuilt when another process imported a new catalogue (checked every 5 s)."""
-        return await self._catalogs.get(self.engine)
+        return await self._catalogs.get(self.engine, embedding_model=self.settings.EMBEDDING_MODEL)
 
     async def aclose(self) -> None:
         """Close every client."""
