@@ -12,23 +12,25 @@ from nodes.compose import fmt_date, render_lines, t
 from nodes.routing import command_of
 from tools import requests as R
 from tools.extractor import answer_query
+from tools.intake_tools import SEE_ALL, may_see_request
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context
 
-SEE_ALL = (Role.BUYER, Role.ADMIN)
+__all__ = ["SEE_ALL", "answer_catalog", "handle_command", "may_see_request", "render_request", "request_row"]
 
 
-def _status_text(req: R.RequestView) -> str:
+def render_request(req: R.RequestView) -> str:
+    """WhatsApp text of one request: header, lines, site, date, total, approver, decision reason."""
     parts = [t("request_header", number=req.number, status=req.status.replace("_", " "))]
     parts += render_lines(req.lines)
     parts.append(t("site", site=req.site or "—"))
     parts.append(t("needed_by", needed_by=fmt_date(req.needed_by)))
     parts.append(t("total", total=str(req.total)))
     if req.approver:
-        parts.append(f"Approver: {req.approver.display_name}")
+        parts.append(t("request_approver", approver=req.approver.display_name))
     if req.decision_reason:
-        parts.append(f"Reason: _{req.decision_reason}_")
+        parts.append(t("request_reason", reason=req.decision_reason))
     return "\n".join(parts)
 
 
@@ -66,11 +68,11 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
         if not reqs:
             return note(t("status_none"))
         if name == "status" and len(reqs) >= 1:
-            text = _status_text(reqs[0])
+            text = render_request(reqs[0])
             if len(reqs) > 1:
-                text += "\n\n" + t("my_requests_header") + "\n" + "\n".join(_row(r) for r in reqs[1:5])
+                text += "\n\n" + t("my_requests_header") + "\n" + "\n".join(request_row(r) for r in reqs[1:5])
             return note(text)
-        return note(t("my_requests_header") + "\n" + "\n".join(_row(r) for r in reqs))
+        return note(t("my_requests_header") + "\n" + "\n".join(request_row(r) for r in reqs))
 
     if name in ("status", "orders"):
         req = await R.get_request(ctx.engine, args["request_id"])
@@ -84,7 +86,7 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
             from tools.fulfilment_view import orders_text
 
             return note(await orders_text(ctx.engine, req))
-        return note(_status_text(req))
+        return note(render_request(req))
 
     if name == "cancel":
         number = R.number_of(args["request_id"])
@@ -105,21 +107,15 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
         reqs = await R.pending_for(ctx.engine, user)
         if not reqs:
             return note(t("pending_none"))
-        return note(t("pending_header") + "\n" + "\n".join(_row(r, who=True) for r in reqs))
+        return note(t("pending_header") + "\n" + "\n".join(request_row(r, who=True) for r in reqs))
 
     if name == "approve_text":
-        return note("Please use the *Approve* / *Reject* buttons on the approval message.")
+        return note(t("use_buttons"))
     return note(t("not_understood"))
 
 
-def may_see_request(user: Any, req: R.RequestView) -> bool:
-    """Whether ``user`` may see ``req``: its requester, its approver, buyers and admins."""
-    return (
-        user.role in SEE_ALL or req.requester.id == user.id or (req.approver is not None and req.approver.id == user.id)
-    )
-
-
-def _row(r: R.RequestView, who: bool = False) -> str:
+def request_row(r: R.RequestView, who: bool = False) -> str:
+    """One-line summary of a request (with the requester's name when ``who``)."""
     row = t(
         "request_row",
         number=r.number,

@@ -1,10 +1,13 @@
 """LLM intake node: reads what the rules left unresolved by calling the role's intake tools.
 
 Called only when a model is configured and rules left text unresolved, with the last
-``CONTEXT_WINDOW_MESSAGES`` messages and the static prompt ``prompts/intake.md``. Every call's token usage
-(``usage_metadata``) is recorded with the prompt version. A reply that is not a valid tool call, names a tool
-the role does not have, or carries arguments that fail validation is refused and logged as a whole: nothing
-is written and the person is asked to rephrase.
+``CONTEXT_WINDOW_MESSAGES`` messages and the static prompt ``prompts/intake.md``. The model sees the turn, the
+draft, the open questions (``state["missing"]`` and the draft's typed slots) and the catalogue candidates
+retrieved for the unresolved phrases, with their pack sizes. Every call's token usage (``usage_metadata``) is
+recorded with the prompt version. A reply that is not a valid tool call, names a tool the role does not have,
+or carries arguments that fail validation is refused and logged as a whole: nothing is written and the person
+is asked to rephrase. Read-only role lookups (``explain_request``...) run with the Context's identity and their
+results are sent to the person as templated text, never as model prose.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from sqlalchemy import insert
 from core.db import llm_usage
 from core.domain import Line
 from nodes import draft as D
+from nodes.commands import render_request, request_row
 from nodes.common import add_note, message_time, record, user_of
 from nodes.compose import t
 from prompts import INTAKE_PROMPT_VERSION, load_prompt
-from tools.intake_tools import ROLE_TOOLS, SCHEMAS, tools_for
-from tools.units import convert
+from tools.intake_tools import LOOKUP_TOOLS, ROLE_TOOLS, SCHEMAS, LookupResult, run_lookup, tools_for
+from tools.units import convert, pack_size
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context
@@ -39,6 +43,8 @@ WINDOW_CHARS = 100
 UNRESOLVED_MAX, UNRESOLVED_CHARS = 2, 200
 #: At most this many draft lines are shown to the model (a longer draft is shown by its first lines).
 DRAFT_LINES_MAX = 10
+#: At most this many catalogue candidates and open questions are shown to the model.
+CANDIDATES_MAX, OPEN_MAX = 6, 4
 #: Documented prompt budget: tokens (o200k_base) of the largest intake prompt, system + context + tool schemas.
 PROMPT_TOKEN_BUDGET = 1500
 
@@ -47,21 +53,52 @@ class RefusedToolCall(ValueError):
     """The model's reply was not an acceptable set of tool calls."""
 
 
+def _candidate_row(item: Any) -> str:
+    """``SKU | name | unit | price | 24 piece per pack`` (the pack size read from the item's name, if it states one)."""
+    pack = pack_size(item)
+    row = f"{item.sku} | {item.name[:50]} | {item.unit} | {item.unit_price.amount}"
+    return row + (f" | {pack.count.normalize():f} {pack.unit} per {item.unit}" if pack else "")
+
+
+def open_questions(state: dict[str, Any]) -> list[str]:
+    """What the agent is waiting for: the draft's typed slots if any, else the open question kinds.
+
+    Slots (``draft["slots"]``) are read defensively: a list of ``{"kind": "item"|"quantity"|"site"|"needed_by"|
+    "price_estimate", "line": index|None, ...}``; anything else is skipped. Returns at most :data:`OPEN_MAX`.
+    """
+    draft = state.get("draft") or {}
+    rows: list[str] = []
+    slots = draft.get("slots") if isinstance(draft, dict) else None
+    for slot in slots if isinstance(slots, list) else []:
+        if not isinstance(slot, dict) or not isinstance(slot.get("kind"), str):
+            continue
+        line = slot.get("line")
+        where = f" line {line + 1}" if isinstance(line, int) and not isinstance(line, bool) else ""
+        skus = [str(s) for s in slot.get("candidates") or slot.get("skus") or [] if isinstance(s, str)][:4]
+        rows.append(f"{slot['kind'][:20]}{where}" + (f" ({', '.join(skus)})" if skus else ""))
+    if not rows:
+        rows = [str(k)[:20] for k in state.get("missing") or [] if k != "confirm"]
+    return rows[:OPEN_MAX]
+
+
 def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[BaseMessage]:
-    """The model input: static system prompt, then the recent window and the draft as one human message."""
+    """The model input: static system prompt, then the recent window, draft, open questions and candidates."""
     # The person's own words only: our replies are templates whose content the DRAFT section already carries.
     window = [m for m in (state.get("window") or [])[-ctx.context_window :] if m.get("role") == "user"]
     convo = "\n".join(f"- {m['text'][:WINDOW_CHARS]}" for m in window)
     lines = D.lines_of(state.get("draft"))
     draft_rows = [
         f"{i}. {ln.sku or '-'} | {ln.description[:40]} | {ln.quantity} {ln.unit}"
+        + (f" | which: {','.join(ln.candidates[:3])}" if ln.candidates and not ln.sku else "")
         for i, ln in enumerate(lines[:DRAFT_LINES_MAX], 1)
     ]
     unresolved = [u[:UNRESOLVED_CHARS] for u in (state.get("unresolved") or [])[-UNRESOLVED_MAX:]]
+    # Candidates for the unresolved phrases, then for draft lines still without an item.
+    phrases = unresolved + [ln.description for ln in lines[:DRAFT_LINES_MAX] if ln.sku is None][:2]
     candidates: list[str] = []
-    for text in unresolved:
+    for text in phrases:
         for item, _score in ctx.catalog.search(text, limit=5) if ctx.catalog else []:
-            row = f"{item.sku} | {item.name[:50]} | {item.unit} | {item.unit_price.amount}"
+            row = _candidate_row(item)
             if row not in candidates:
                 candidates.append(row)
     draft = state.get("draft") or {}
@@ -69,8 +106,10 @@ def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[Bas
         f"TODAY: {today.isoformat()}\nSITES: {', '.join(ctx.sites)}\n"
         f"DRAFT (site={draft.get('site') or '-'}, needed_by={draft.get('needed_by') or '-'}):\n"
         + ("\n".join(draft_rows) or "(empty)")
+        + "\nOPEN: "
+        + ("; ".join(open_questions(state)) or "-")
         + "\nCANDIDATES:\n"
-        + ("\n".join(candidates[:6]) or "(none)")
+        + ("\n".join(candidates[:CANDIDATES_MAX]) or "(none)")
         + f"\nCONVERSATION:\n{convo}\nUNRESOLVED:\n"
         + "\n".join(unresolved)
     )
@@ -133,7 +172,7 @@ def apply_calls(
     asked: list[str] = []
     for name, a, _ in calls:
         lines = D.lines_of(d)
-        if name == "search_catalog":
+        if name == "search_catalog" or name in LOOKUP_TOOLS:
             continue
         if name == "add_line":
             ln = _line(ctx, a.sku, a.description, Decimal(a.quantity), a.unit)
@@ -213,10 +252,11 @@ async def call_model(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
                     messages.append(reply)
                     for _, a, cid in searches:
                         found = ctx.catalog.search(a.query, limit=5) if ctx.catalog else []
-                        rows = "\n".join(f"{i.sku} | {i.name} | {i.unit} | {i.unit_price}" for i, _s in found)
+                        rows = "\n".join(_candidate_row(i) for i, _s in found)
                         messages.append(ToolMessage(rows or "(no match)", tool_call_id=cid))
                     continue
                 new_draft, asked = apply_calls(state.get("draft"), calls, ctx, today)
+                looked_up = await _run_lookups(runtime, calls)
             except RefusedToolCall:
                 await _record_usage(ctx, reply, "refused", state)
                 raise
@@ -242,8 +282,49 @@ async def call_model(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
         "unresolved": [],
         "questions": [*(state.get("questions") or []), *[k for k in asked if k != "not_a_request"]],
     }
+    writes = [c for c in calls if c[0] not in LOOKUP_TOOLS and c[0] != "search_catalog"]
+    if looked_up:
+        update["notes"] = [*(state.get("notes") or []), *looked_up]
     if "not_a_request" in asked and len(calls) == 1:
         update["notes"] = add_note(state, t("not_understood"))
-    else:
+    elif writes:
         update.update(draft=new_draft, show_summary=True)
     return update
+
+
+async def _run_lookups(runtime: Runtime[Context], calls: list[tuple[str, Any, str]]) -> list[str]:
+    """Run the reply's read-only role lookups as the Context's user; their texts for the person.
+
+    Raises:
+        RefusedToolCall: a lookup that is not the user's role's (checked again by ``run_lookup``).
+    """
+    ctx = runtime.context
+    user = user_of(runtime)
+    texts: list[str] = []
+    for name, args, _ in calls:
+        if name not in LOOKUP_TOOLS:
+            continue
+        try:
+            res = await run_lookup(name, args, engine=ctx.engine, user=user)
+        except PermissionError as exc:
+            raise RefusedToolCall(str(exc)) from exc
+        if res.refused is not None:
+            await record(runtime, "llm.lookup_refused", details={"tool": name, "request": res.refused})
+            texts.append(t("lookup_denied", number=res.refused))
+        else:
+            texts.append(await _render_lookup(res, ctx))
+    return texts
+
+
+async def _render_lookup(res: LookupResult, ctx: Context) -> str:
+    """Templated text of a lookup's result (never model prose)."""
+    if res.tool == "request_orders":
+        from tools.fulfilment_view import orders_text
+
+        return await orders_text(ctx.engine, res.requests[0])
+    if res.single:
+        return render_request(res.requests[0])
+    if not res.requests:
+        return t("pending_none") if res.tool == "list_pending_approvals" else t("lookup_none")
+    header = t("pending_header") if res.tool == "list_pending_approvals" else t("lookup_requests_header")
+    return header + "\n" + "\n".join(request_row(r, who=True) for r in res.requests)

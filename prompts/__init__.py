@@ -10,7 +10,7 @@ from pathlib import Path
 PROMPTS_DIR = Path(__file__).parent
 
 #: Version of the intake prompt (``intake.md``); logged with token usage and eval runs.
-INTAKE_PROMPT_VERSION = "intake-v2"
+INTAKE_PROMPT_VERSION = "intake-v3"
 #: Version of the reply templates.
 REPLIES_VERSION = "replies-v1"
 PROMPT_VERSION = INTAKE_PROMPT_VERSION

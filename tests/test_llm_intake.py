@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from core.db import audit_log, llm_usage, purchase_requests
 from core.domain import Role
+from prompts import INTAKE_PROMPT_VERSION
 from tests.fake_llm import ToolCallingFake, calls
 from tests.harness import Company, button
 from tools.intake_tools import ROLE_TOOLS, tools_for
@@ -29,6 +30,7 @@ def test_no_tool_schema_can_carry_identity():
         "set_site",
         "set_needed_by",
         "ask_clarification",
+        "explain_request",
     }
 
 
@@ -53,7 +55,7 @@ async def test_llm_reads_unresolved_text_once_and_records_usage(engine, seeded):
     assert out[-1]["type"] == "buttons" and "TON-CF226A" in out[-1]["text"]
     rows = await _usage(engine)
     assert len(rows) == 1 and rows[0].input_tokens == 900 and rows[0].output_tokens == 40
-    assert rows[0].prompt_version == "intake-v2" and rows[0].node == "call_model" and rows[0].outcome == "ok"
+    assert rows[0].prompt_version == INTAKE_PROMPT_VERSION and rows[0].node == "call_model" and rows[0].outcome == "ok"
     # clear messages and buttons never call the model
     out = await co.turn(amina, button("confirm", amina.wa_id))
     assert co.last_state["llm_calls"] == 0
