@@ -55,12 +55,12 @@ def _load_builtins() -> None:
     global _builtins_loaded
     if _builtins_loaded:
         return
-    _builtins_loaded = True
     for spec in BUILTIN:
         module, _, attr = spec.partition(":")
         cls = getattr(importlib.import_module(module), attr)
         if cls.name not in _registered:
             register(cls)
+    _builtins_loaded = True  # only once every built-in imported: a failed import is raised again next time
 
 
 def register(cls: type[Channel]) -> type[Channel]:
