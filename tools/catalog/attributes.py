@@ -474,10 +474,14 @@ def agreements(query: ItemAttributes, item: ItemAttributes) -> list[str]:
     """Attributes of the text that the item has too (``yellow``, ``42.5``, ``500ml``, ``15w40``).
 
     Returns:
-        One entry per agreeing attribute: ``"colour"``, ``"measure"`` or ``"grade"`` (repeated per value).
+        One entry per agreeing attribute: ``"colour"``, ``"measure"``, ``"grade"`` (repeated per value), and
+        ``"container"`` when the text names the container the item is sold in.
     """
     out = ["colour" for _ in query.colours & item.colours]
     out += ["measure" for q in query.measures if any(m.dimension == q.dimension and m.base == q.base
                                                      for m in item.measures)]  # fmt: skip
     out += ["grade" for q in query.grades if any(grade_matches(q, g) for g in item.grades)]
+    if query.pack is not None and item.pack is not None and query.pack.container not in ("piece", "dozen"):
+        if query.pack.container == item.pack.container:
+            out.append("container")  # "detergent jerrycan" -> the item sold by the jerrycan
     return out

@@ -375,7 +375,7 @@ class CatalogIndex:
             pool.update(near)
         qcodes = any(is_code(t) for t in qtoks)
         qattrs = text_attributes(query)
-        has_attrs = bool(qattrs.colours or qattrs.measures or qattrs.grades)
+        has_attrs = bool(qattrs.colours or qattrs.measures or qattrs.grades or qattrs.pack)
         w = self._semantic_weight
         out: list[Scored] = []
         for idx in pool:
