@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 
 from core.config import Settings
+from sandboxes.tryton.server import TrytonServer
+from sandboxes.tryton.setup import load_catalog_csv, setup_database
 from tools.erp.base import ErpLine
-from tools.erp.server import TrytonServer
-from tools.erp.setup import load_catalog_csv, setup_database
 from tools.erp.tryton import TrytonClient, TrytonErp
 
 ROOT = Path(__file__).resolve().parents[1]

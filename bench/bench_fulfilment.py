@@ -32,9 +32,9 @@ from core.domain import Line
 from core.embedded import ensure_services
 from core.migrate import upgrade
 from core.repo import add_user, get_user, import_catalog, load_catalog, upsert_suppliers
+from sandboxes.tryton.server import TrytonServer
+from sandboxes.tryton.setup import load_catalog_csv, setup_database
 from tools import requests as R
-from tools.erp.server import TrytonServer
-from tools.erp.setup import load_catalog_csv, setup_database
 from tools.fulfilment import Fulfiller
 
 ERP_ITEMS = [("PAP-A4-80", "20"), ("STP-STD", "3"), ("PEN-BLU", "4")]

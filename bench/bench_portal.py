@@ -119,7 +119,7 @@ class MemorySampler:
 def start_shop(port: int, accounts: dict[str, str]) -> subprocess.Popen[bytes]:
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from server.sandbox.supplier import run_supplier_sandbox\n"
+        "from sandboxes.supplier_shop import run_supplier_sandbox\n"
         f"run_supplier_sandbox('127.0.0.1', {port}, None, accounts={accounts!r}, log_level='warning')\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code])

@@ -9,46 +9,29 @@ import signal
 import subprocess
 import sys
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from core.config import Settings, get_settings
+from core.config import get_settings
 from server.cli_catalog import catalog_app
+from server.cli_common import migrated_engine as _engine
+from server.cli_common import resolve_services, setup_logging
+from server.cli_fulfilment import erp_app, sandbox_app, suppliers_app
 
 app = typer.Typer(help="WhatsApp procurement agent.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="People who may use the agent.", no_args_is_help=True)
-erp_app = typer.Typer(help="The ERP (Tryton) the orders go to.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="Reference third-party systems for development and tests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(erp_app, name="erp")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(suppliers_app, name="suppliers")
 
 log = logging.getLogger("procure")
 #: ``serve`` and ``worker`` wait this long for a database that is still starting (or restarting) before failing.
 STARTUP_DB_WAIT_SECONDS = 60.0
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """Plain structured-ish log lines on stderr (secrets are never passed to the logger)."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "arq.worker", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def resolve_services(settings: Settings) -> Any:
-    """Service URLs: configured ones, or embedded PostgreSQL/Redis started under ``DATA_DIR``."""
-    from core.embedded import ensure_services
-
-    return ensure_services(settings.DATABASE_URL, settings.REDIS_URL, Path(settings.DATA_DIR))
 
 
 @db_app.command("upgrade")
@@ -60,15 +43,6 @@ def db_upgrade() -> None:
     svc = resolve_services(get_settings())
     upgrade(svc.database_url)
     typer.echo("database is up to date")
-
-
-async def _engine(settings: Settings) -> Any:
-    from core.db import make_engine
-    from core.migrate import upgrade
-
-    svc = resolve_services(settings)
-    await asyncio.to_thread(upgrade, svc.database_url)
-    return make_engine(svc.database_url, pool_size=2)
 
 
 @users_app.command("add")
@@ -216,9 +190,6 @@ def eval_(ctx: typer.Context) -> None:
     from evals.runner import main as eval_main
 
     raise typer.Exit(eval_main(list(ctx.args)))
-
-
-import server.cli_fulfilment  # noqa: E402,F401  (registers erp/sandbox/suppliers commands)
 
 
 def main() -> None:

@@ -1,48 +1,27 @@
 """``procure erp setup|serve``, ``procure sandbox supplier`` and ``procure suppliers add|list``.
 
-Imported by :mod:`server.cli` (one import line) to register these commands on its Typer apps.
+Defines its Typer apps (``erp_app``, ``sandbox_app``, ``suppliers_app``); :mod:`server.cli` adds them to
+``procure``. Reference systems live in :mod:`sandboxes`, imported inside the commands: they are optional
+heavy dependencies (trytond, proteus) that the agent itself never needs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 
 from core.config import get_settings
+from server.cli_common import migrated_engine, setup_logging
 
 #: Demo catalogue shipped with the repository.
 DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "catalog.csv"
 
-
-def _cli() -> ModuleType:
-    """The module holding the Typer apps.
-
-    ``python -m server.cli`` runs that file as ``__main__``; importing ``server.cli`` from here would load a
-    second copy whose apps the running one never sees, so the commands go to ``__main__``'s apps then.
-    """
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is not None and spec is not None and spec.name == "server.cli":
-        return main
-    # Imported from server.cli's last lines, it is in sys.modules but not yet an attribute of the package.
-    module = sys.modules.get("server.cli")
-    if module is None:
-        import importlib
-
-        module = importlib.import_module("server.cli")
-    return module
-
-
-_CLI = _cli()
-erp_app: typer.Typer = _CLI.erp_app
-sandbox_app: typer.Typer = _CLI.sandbox_app
+erp_app = typer.Typer(help="The ERP (Tryton) the orders go to.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Reference third-party systems for development and tests.", no_args_is_help=True)
 suppliers_app = typer.Typer(help="Suppliers and where they take orders (ERP or website).", no_args_is_help=True)
-_CLI.app.add_typer(suppliers_app, name="suppliers")
 
 
 @erp_app.command("setup")
@@ -59,9 +38,9 @@ def erp_setup(
     ] = None,
 ) -> None:
     """Prepare the bundled Tryton database ERP_DATABASE (company, accounts, suppliers, products); safe to re-run."""
-    _CLI.setup_logging()
-    from tools.erp.server import erp_setup_command
-    from tools.erp.setup import ErpSetupError
+    setup_logging()
+    from sandboxes.tryton.processes import ErpSetupError
+    from sandboxes.tryton.server import erp_setup_command
 
     settings = get_settings()
     try:
@@ -85,8 +64,8 @@ def erp_serve(
     database_uri: Annotated[str | None, typer.Option(help="PostgreSQL server URI (as given to erp setup)")] = None,
 ) -> None:
     """Serve the bundled Tryton (database ERP_DATABASE) over JSON-RPC until interrupted."""
-    _CLI.setup_logging()
-    from tools.erp.server import TrytonServerError, erp_serve_command
+    setup_logging()
+    from sandboxes.tryton.server import TrytonServerError, erp_serve_command
 
     try:
         code = erp_serve_command(get_settings(), host, port, database_uri=database_uri)
@@ -108,8 +87,8 @@ def sandbox_supplier(
     catalog: Annotated[Path | None, typer.Option(help="catalogue CSV (TONERWEB rows become products)")] = None,
 ) -> None:
     """Serve the reference supplier shop (TONERWEB; account buyer@acme.test / s3cret) until interrupted."""
-    _CLI.setup_logging()
-    from server.sandbox.supplier import run_supplier_sandbox
+    setup_logging()
+    from sandboxes.supplier_shop import run_supplier_sandbox
 
     if catalog is not None and not catalog.exists():
         raise typer.BadParameter(f"{catalog} does not exist", param_hint="--catalog")
@@ -154,7 +133,7 @@ def suppliers_add(
     }
 
     async def go() -> None:
-        engine = await _CLI._engine(get_settings())
+        engine = await migrated_engine(get_settings())
         try:
             await upsert_suppliers(engine, [row])
         finally:
@@ -175,7 +154,7 @@ def suppliers_list() -> None:
     from core.db import suppliers
 
     async def go() -> list[Any]:
-        engine = await _CLI._engine(get_settings())
+        engine = await migrated_engine(get_settings())
         try:
             async with engine.connect() as conn:
                 return list((await conn.execute(select(suppliers).order_by(suppliers.c.code))).all())

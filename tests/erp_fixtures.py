@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from core.config import Settings
-from tools.erp.server import TrytonServer
-from tools.erp.setup import SetupResult, load_catalog_csv, setup_database
+from sandboxes.tryton.server import TrytonServer
+from sandboxes.tryton.setup import SetupResult, load_catalog_csv, setup_database
 from tools.erp.tryton import TrytonClient, TrytonErp
 
 __all__ = ["tryton_database", "tryton_server"]

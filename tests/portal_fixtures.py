@@ -31,7 +31,7 @@ import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
 
-from server.sandbox.supplier import ShopState, create_app
+from sandboxes.supplier_shop import ShopState, create_app
 from tools.storage import S3Storage
 from tools.supplier_portal.browser import BrowserPool, Pacing
 

@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from core.domain import Money
+from sandboxes.tryton.server import free_port
+from sandboxes.tryton.setup import load_catalog_csv, setup_database
 from tests.erp_fixtures import *  # noqa: F403 - the session fixtures tryton_database, tryton_server
 from tests.erp_fixtures import (
     CATALOG_CSV,
@@ -37,8 +39,6 @@ from tools.erp.base import (
     ErpRejected,
     ErpUnavailable,
 )
-from tools.erp.server import free_port
-from tools.erp.setup import load_catalog_csv, setup_database
 from tools.erp.tryton import TrytonClient, TrytonErp, dumps, loads, map_tryton_error
 
 OFFICE_LINES = [

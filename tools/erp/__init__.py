@@ -1,7 +1,7 @@
 """ERP integration: the adapter interface, the Tryton adapter, and the bundled reference Tryton server.
 
 Run-time code imports :mod:`tools.erp.base` and :mod:`tools.erp.tryton` (plain JSON-RPC over httpx);
-:mod:`tools.erp.setup` and :mod:`tools.erp.server` prepare and run the bundled Tryton (trytond, proteus).
+the bundled reference Tryton is prepared and served by :mod:`sandboxes.tryton` (trytond, proteus).
 """
 
 from tools.erp.base import (

@@ -53,12 +53,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Name of the unique index on ``purchase_purchase(reference)`` that ``tools.erp.setup`` creates. Tryton drops
+#: Name of the unique index on ``purchase_purchase(reference)`` that ``sandboxes.tryton`` creates. Tryton drops
 #: indexes named ``idx_*`` or ``*_index`` it does not know on module update, so the name avoids both.
 REFERENCE_INDEX = "purchase_reference_uniq"
 
 #: Our canonical units -> the symbol of the Tryton unit of measure (product.uom) they map to. Units not listed
-#: map to a UoM whose symbol is the unit itself (created by ``tools.erp.setup``).
+#: map to a UoM whose symbol is the unit itself (created by ``sandboxes.tryton``).
 TRYTON_UOM_SYMBOLS: dict[str, str] = {"piece": "u", "kg": "kg", "litre": "l", "m": "m"}
 _UNIT_ALIASES: dict[str, str] = {
     **dict.fromkeys(["pieces", "pcs", "pc", "unit", "units", "u", "each", "ea"], "piece"),

@@ -1,4 +1,4 @@
-"""Page object of the reference supplier shop (``server/sandbox/supplier.py``, supplier ``TONERWEB``).
+"""Page object of the reference supplier shop (``sandboxes/supplier_shop/``, supplier ``TONERWEB``).
 
 Every selector is in :class:`Selectors`. The shop marks each page with ``<body data-page="...">``; after each
 navigation the page object waits for a *new* marked body (the old one is flagged stale before a form submit)

@@ -19,15 +19,8 @@ from typing import IO, TYPE_CHECKING
 
 import httpx
 
-from tools.erp.setup import (
-    SetupResult,
-    child_env,
-    load_catalog_csv,
-    pg_server_uri,
-    setup_database,
-    trytond_tool,
-    write_trytond_config,
-)
+from sandboxes.tryton.processes import child_env, pg_server_uri, trytond_tool, write_trytond_config
+from sandboxes.tryton.setup import SetupResult, load_catalog_csv, setup_database
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -56,7 +49,7 @@ class TrytonServer:
 
     Args:
         database: Tryton database name (for SQLite, the file ``{db_dir}/{database}.sqlite`` must exist: see
-            :func:`tools.erp.setup.setup_database`).
+            :func:`sandboxes.tryton.setup.setup_database`).
         data_dir: ``DATA_DIR``; the config file goes to ``data_dir/tryton/``, the log to
             ``data_dir/tryton/logs``.
         db_dir: SQLite directory (default ``data_dir/tryton/db``).
@@ -224,7 +217,7 @@ def erp_setup_command(
         suppliers: restrict to these supplier codes (all suppliers of the catalogue when ``None``).
 
     Returns:
-        The :class:`~tools.erp.setup.SetupResult` (the CLI prints it).
+        The :class:`~sandboxes.tryton.setup.SetupResult` (the CLI prints it).
 
     Raises:
         ValueError: password refused by the policy, bad catalogue.
