@@ -52,10 +52,12 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
         return {**out, "notes": add_note(state, text)}
 
     if name == "help":
-        extra = t("approver_help") if user.role in (Role.APPROVER, Role.ADMIN) else ""
+        extras = [t("approver_help")] if user.role in (Role.APPROVER, Role.ADMIN) else []
         if user.role in SEE_ALL:
-            extra += t("buyer_help")
-        return note(t("help", approver_help=extra + t("ticket_help")))
+            extras.append(t("buyer_help"))
+        extras.append(t("ticket_help"))
+        # One bullet per line (TOML drops the newline that opens a multi-line string).
+        return note(t("help", approver_help="".join("\n" + x.strip("\n") for x in extras)))
 
     if name == "cancel_draft":
         if not (state.get("draft") or {}).get("lines"):

@@ -198,7 +198,10 @@ async def test_help_questions_answer_and_start_nothing(engine, seeded):
     for msg in ["unaweza nini", "how does this work?", "what can you do"]:
         out = await co.turn(amina, msg)
         assert "Purchase requests on WhatsApp" in out[-1]["text"] and "status T-3" in out[-1]["text"]
+        assert "?*\n• Something wrong with a delivery" in out[-1]["text"]  # its own bullet line
         assert not co.last_state.get("draft")
+    out = await co.turn(seeded["brian"], "how does this work")
+    assert "?*\n• *pending*" in out[-1]["text"] and "\n• Something wrong" in out[-1]["text"]
     assert await _tickets(engine) == []
 
 
