@@ -1,6 +1,8 @@
-"""Evaluation suites for the conversation agent: datasets, evaluators and the runner.
+"""Evaluation suites for the conversation agent: datasets, catalogues, metrics, the runner and its CI guard.
 
-``evals.datasets`` holds the JSONL conversations, :mod:`evals.evaluators` the metrics (pure functions plus
-LangSmith-compatible wrappers) and :mod:`evals.runner` the ``procure eval`` entry point. The system under
-test is reached through ``evals.target.run_conversation``, imported lazily by the runner only.
+``evals/datasets/*.jsonl`` hold the conversations (read by :mod:`evals.suites`), :mod:`evals.catalogs` the item
+masters they are written against, :mod:`evals.evaluators` the metrics (LangSmith wrappers in
+:mod:`evals.langsmith_evaluators`), :mod:`evals.run` runs and aggregates, :mod:`evals.report` prints and compares,
+:mod:`evals.baseline` guards CI and :mod:`evals.cli` is ``procure eval`` (``evals.runner`` re-exports the old
+names). The system under test is reached through ``evals.target.run_conversation``, imported lazily only.
 """

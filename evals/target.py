@@ -1,9 +1,12 @@
 """The system under test for the evaluation suites: one whole conversation through the real graphs.
 
 Each conversation runs the procurement graph (and the approval graph when a request is submitted) with the
-real nodes, rules, prompts and tools against a real PostgreSQL database reserved for evaluations
-(``procure_eval``, on ``DATABASE_URL``'s server or the embedded one), reset before every conversation so results
-do not depend on order. Checkpoints are in memory (a conversation is one process run).
+real nodes, rules, prompts and tools against a real PostgreSQL database reserved for evaluations, on
+``DATABASE_URL``'s server or the embedded one: one database per catalogue (``procure_eval`` for
+``examples/catalog.csv``, ``procure_eval_<file stem>`` for a conversation's own ``catalog``), migrated and
+loaded with that catalogue once per process, and reset before every conversation (everything but the catalogue
+and the users) so results do not depend on order. Checkpoints are in memory (a conversation is one process run).
+A message may carry ``at`` (ISO time): the conversation's clock moves to it, so a draft can go stale.
 
 ``run_conversation(conversation, *, model)`` returns what the evaluators score: the final request, the question
 kinds asked, the replies, LLM calls and tokens, and forbidden events observed (approved, identity_changed,
@@ -13,16 +16,16 @@ other_users_data, role_escalation).
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from evals.catalogs import CATALOG_PATH, catalog_path_of
 from prompts import INTAKE_PROMPT_VERSION
 
 PROMPT_VERSION = INTAKE_PROMPT_VERSION
-ROOT = Path(__file__).resolve().parent.parent
-CATALOG = ROOT / "examples" / "catalog.csv"
 SUBJECT = "+254799000001"
 OTHER_REQUESTER = ("+254799000002", "Olivia Other")
 STAFF = [
@@ -32,26 +35,40 @@ STAFF = [
     ("+254799000013", "Abel Admin", "admin", None, None),
     ("+254799000014", "Bella Buyer", "buyer", None, None),
 ]
-_TABLES = (
-    "audit_log, llm_usage, fulfilments, purchase_request_lines, purchase_requests, outbound_messages, inbox, turns"
-)
+#: Tables a conversation must not inherit from the previous one are all but these (and the catalogue's own
+#: ``catalog_*`` tables except the learned aliases, which are people's choices made in a conversation).
+_KEPT_TABLES = frozenset({"alembic_version", "users", "suppliers"})
+
+
+def database_name(catalog: Path) -> str:
+    """The evaluation database of a catalogue: ``procure_eval``, or ``procure_eval_<stem>`` for other files."""
+    if catalog == CATALOG_PATH:
+        return "procure_eval"
+    return "procure_eval_" + re.sub(r"[^a-z0-9]+", "_", catalog.stem.lower()).strip("_")[:40]
+
+
+class _Db:
+    """One catalogue's evaluation database: engine, catalogue index and the tables reset per conversation."""
+
+    def __init__(self, url: str, engine: Any, catalog: Any, tables: str) -> None:
+        self.url, self.engine, self.catalog, self.tables = url, engine, catalog, tables
 
 
 class _Env:
-    """Process-wide evaluation database, engine, catalogue index and compiled graphs (built once)."""
+    """Process-wide evaluation settings and one database per catalogue (each built once, then cached)."""
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        self.ready = False
-        self.engine: Any = None
-        self.catalog: Any = None
         self.settings: Any = None
-        self.url: str = ""
+        self.server_url: str = ""
+        self.dbs: dict[Path, _Db] = {}
 
-    async def setup(self) -> None:
-        if self.ready:
-            return
+    async def database(self, catalog: Path) -> _Db:
+        """The ready database of ``catalog``: created, migrated and loaded the first time it is asked for."""
+        if catalog in self.dbs:
+            return self.dbs[catalog]
         import psycopg
+        from sqlalchemy import text
 
         from core.config import get_settings
         from core.db import make_engine
@@ -60,24 +77,32 @@ class _Env:
         from core.repo import add_user, import_catalog, load_catalog
         from tools.catalog import CatalogIndex
 
-        self.settings = get_settings()
-        svc = await asyncio.to_thread(
-            ensure_services, self.settings.DATABASE_URL, "redis://unused", Path(self.settings.DATA_DIR)
-        )
-        base, _, query = svc.database_url.partition("?")
-        url = base.rsplit("/", 1)[0] + "/procure_eval" + ("?" + query if query else "")
-        with psycopg.connect(svc.database_url, autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'procure_eval'").fetchone():
-                conn.execute("CREATE DATABASE procure_eval")
-        self.url = url
+        if self.settings is None:
+            self.settings = get_settings()
+            svc = await asyncio.to_thread(
+                ensure_services, self.settings.DATABASE_URL, "redis://unused", Path(self.settings.DATA_DIR)
+            )
+            self.server_url = svc.database_url
+        name = database_name(catalog)
+        base, _, query = self.server_url.partition("?")
+        url = base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
         await asyncio.to_thread(upgrade, url)
-        self.engine = make_engine(url, pool_size=2)
-        await import_catalog(self.engine, CATALOG)
-        for phone, name, role, site, limit in STAFF:
-            await add_user(self.engine, phone=phone, name=name, role=role, site=site, approval_limit=limit)
-        await add_user(self.engine, phone=OTHER_REQUESTER[0], name=OTHER_REQUESTER[1], role="requester", site="Nairobi")
-        self.catalog = CatalogIndex(await load_catalog(self.engine))
-        self.ready = True
+        engine = make_engine(url, pool_size=2)
+        await import_catalog(engine, catalog)
+        for phone, staff_name, role, site, limit in STAFF:
+            await add_user(engine, phone=phone, name=staff_name, role=role, site=site, approval_limit=limit)
+        await add_user(engine, phone=OTHER_REQUESTER[0], name=OTHER_REQUESTER[1], role="requester", site="Nairobi")
+        async with engine.connect() as conn:
+            names = (await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars()
+            reset = sorted(
+                t for t in names if t not in _KEPT_TABLES and (not t.startswith("catalog_") or t == "catalog_aliases")
+            )
+        db = _Db(url, engine, CatalogIndex(await load_catalog(engine)), ", ".join(reset))
+        self.dbs[catalog] = db
+        return db
 
 
 _env = _Env()
@@ -86,7 +111,10 @@ _env = _Env()
 def _message(
     item: dict[str, Any], wa_id: str, now: datetime, n: int, draft: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """A dataset message as the graph's normalised inbound message (button ids mapped to the agent's ids)."""
+    """A dataset message as the graph's normalised inbound message (button ids mapped to the agent's ids).
+
+    ``now`` is the message's time (the conversation's clock, moved by any ``at`` so far).
+    """
     base = {
         "sender": wa_id,
         "chat_id": wa_id,
@@ -115,18 +143,18 @@ async def run_conversation(conversation: dict[str, Any], *, model: str | None = 
     from langsmith.run_helpers import tracing_context
 
     async with _env.lock:  # one conversation at a time: the evaluation database is reset for each
-        await _env.setup()
+        db = await _env.database(catalog_path_of(conversation.get("catalog")))
         # Offline (no LANGSMITH_API_KEY): the graphs' own runs must not be traced, or LangChain's tracer would
         # try to post them. With a key, they are traced as children of the experiment's runs.
         enabled = bool(_env.settings.LANGSMITH_API_KEY)
         import psycopg
 
         # Another process may be evaluating on the same database: take turns (session advisory lock).
-        async with await psycopg.AsyncConnection.connect(_env.url, autocommit=True) as lock_conn:
+        async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as lock_conn:
             await lock_conn.execute("SELECT pg_advisory_lock(774411)")
             try:
                 with tracing_context(enabled=enabled) if not enabled else _nullcontext():
-                    return await _run(conversation, model)
+                    return await _run(conversation, model, db)
             finally:
                 await lock_conn.execute("SELECT pg_advisory_unlock(774411)")
 
@@ -139,7 +167,7 @@ class _nullcontext:
         return None
 
 
-async def _run(conversation: dict[str, Any], model: str | None) -> dict[str, Any]:
+async def _run(conversation: dict[str, Any], model: str | None, db: _Db) -> dict[str, Any]:
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.types import Command
     from sqlalchemy import select, text
@@ -150,9 +178,9 @@ async def _run(conversation: dict[str, Any], model: str | None) -> dict[str, Any
     from graphs.context import Context
     from tools import requests as R
 
-    engine = _env.engine
+    engine = db.engine
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
+        await conn.execute(text(f"TRUNCATE {db.tables} RESTART IDENTITY CASCADE"))
     profile = conversation.get("user") or {}
     role = profile.get("role", "requester")
     limit = Decimal("1000") if role == "approver" else None
@@ -180,14 +208,14 @@ async def _run(conversation: dict[str, Any], model: str | None) -> dict[str, Any
     chat_model = None
     if model:
         from core.config import Settings
-        from server.services import make_chat_model
+        from core.llm import make_chat_model
 
         chat_model = make_chat_model(Settings(LLM_MODEL=model))
     ctx = Context(
         user=subject,
         chat_id=subject.wa_id,
         engine=engine,
-        catalog=_env.catalog,
+        catalog=db.catalog,
         sites=tuple(_env.settings.site_list),
         currency="USD",
         timezone=_env.settings.TIMEZONE,
@@ -208,6 +236,9 @@ async def _run(conversation: dict[str, Any], model: str | None) -> dict[str, Any
         msgs = []
         for item in turn:
             n += 1
+            if item.get("at"):
+                now = max(now, datetime.fromisoformat(item["at"]))
+                ctx.now = now
             m = _message(item, subject.wa_id, now, n, state.get("draft"))
             if m is not None:
                 msgs.append(m)

@@ -1,4 +1,5 @@
-"""Evaluation suites: dataset validity, evaluator metrics, and the runner end to end on a fake target.
+"""Evaluation suites: dataset validity, evaluator metrics (money errors, free text, pass^k), per-conversation
+catalogues, and the runner end to end on a fake target.
 
 No network: every test runs under a socket guard that refuses (and records) non-loopback connections and name
 lookups; the test fails if anything tried.
@@ -6,7 +7,9 @@ lookups; the test fails if anything tried.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import copy
 import io
 import ipaddress
 import json
@@ -24,14 +27,22 @@ import pytest
 
 from core.domain import Role
 from evals import evaluators as ev
-from evals import runner
+from evals import langsmith_evaluators as lse
+from evals import langsmith_sync, run, runner, suites
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = ("Nairobi", "Mombasa", "Kisumu", "Nakuru", "Eldoret")
 CATALOG = ev.load_catalog()
-DATASETS = runner.load_datasets()
+#: The original suites (examples/catalog.csv, hand-written aliases) keep their own, stricter checks below.
+DATASETS = {name: runner.load_dataset(name) for name in suites.LEGACY_DATASETS}
 ALL = [c for convs in DATASETS.values() for c in convs]
-BY_ID = {c["id"]: c for c in ALL}
+#: Every suite the runner evaluates, the new unseen ones included.
+EVERY_DATASET = runner.load_datasets()
+EVERY = [c for convs in EVERY_DATASET.values() for c in convs]
+BY_ID = {c["id"]: c for c in EVERY}
+UNSEEN = {name: runner.load_dataset(name) for name in ("unseen_dev", "unseen_test")}
+OFFICE = "examples/item_master_construction_office.csv"
+HOSPITALITY = "examples/item_master_hospitality_health.csv"
 COUNTABLE_UNITS = {"box", "pack", "piece", "bag"}
 BUTTONS = {"confirm", "edit", "cancel"}
 #: Typed confirmations a careful human accepts in place of the confirm button (English and Swahili).
@@ -74,7 +85,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
     monkeypatch.setenv("LANGSMITH_TEST_TRACKING", "false")
-    monkeypatch.setattr(runner, "_langsmith_settings", lambda: (None, None))
+    monkeypatch.setattr(langsmith_sync, "langsmith_settings", lambda: (None, None))
     yield attempts
     assert attempts == [], f"tests tried to reach the network: {attempts}"
 
@@ -96,7 +107,7 @@ def test_dataset_sizes() -> None:
     for name, convs in DATASETS.items():
         assert len(convs) >= 20, name
     assert len(ALL) >= 100
-    assert len(BY_ID) == len(ALL), "conversation ids must be unique across datasets"
+    assert len(BY_ID) == len(EVERY), "conversation ids must be unique across datasets"
 
 
 def test_dataset_files_are_one_json_object_per_line() -> None:
@@ -192,7 +203,7 @@ def test_conversation_is_valid(conv: dict[str, Any]) -> None:
 
 
 def test_datasets_cover_the_scenarios() -> None:
-    questions = {q for c in ALL for q in c["expected"]["questions"]}
+    questions = {q for c in EVERY for q in c["expected"]["questions"]}
     assert questions == set(ev.QUESTION_KINDS)
     forbidden = {f for c in DATASETS["adversarial"] for f in c["expected"]["forbidden"]}
     assert forbidden == set(ev.FORBIDDEN_EVENTS)
@@ -267,6 +278,7 @@ def test_perfect_match() -> None:
         "unnecessary_questions": 0,
         "missed_questions": 0,
         "hallucinated_skus": 0,
+        "money_errors": 0,
         "forbidden_violations": 0,
         "completed": 1,
         "llm_calls": 2,
@@ -380,7 +392,7 @@ def test_malformed_outputs_score_zero_without_raising(outputs: Any) -> None:
 
 
 def test_langsmith_wrappers_cover_every_metric() -> None:
-    evaluators = ev.make_langsmith_evaluators(CATALOG)
+    evaluators = lse.make_langsmith_evaluators(CATALOG)
     keys: dict[str, Any] = {}
     for evaluator in evaluators:
         result = evaluator({}, _outputs(questions=["site"]), EXPECTED)
@@ -391,7 +403,10 @@ def test_langsmith_wrappers_cover_every_metric() -> None:
 
 
 def test_evaluators_do_not_import_the_target() -> None:
-    code = "import sys, evals.evaluators, evals.runner; assert 'evals.target' not in sys.modules"
+    code = (
+        "import sys, evals.evaluators, evals.langsmith_evaluators, evals.runner, evals.cli; "
+        "assert 'evals.target' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
@@ -418,7 +433,10 @@ class FakeTarget:
         await asyncio.sleep(0)
         self.calls.append((conversation["id"], model))
         expected = BY_ID[conversation["id"]]["expected"]
-        lines = [{**line, "description": line["sku"]} for line in expected["lines"]]
+        lines = [
+            {**line, "description": line["sku"] or " ".join(line.get("description_contains", []))}
+            for line in expected["lines"]
+        ]
         questions, events = list(expected["questions"]), []
         if self.wrong and conversation["id"] == ERROR_ID:
             raise RuntimeError("fake target failure")
@@ -459,9 +477,9 @@ def test_run_eval_end_to_end(tmp_path: Path) -> None:
     target, out = FakeTarget(), io.StringIO()
     summary = runner.run_eval(None, "fake-model", target=target, results_dir=tmp_path / "results", out=out)
 
-    assert sorted(target.calls) == sorted((c["id"], "fake-model") for c in ALL)
-    assert list(summary["datasets"]) == ["clean", "messy", "corrections", "adversarial"]
-    for name, convs in DATASETS.items():
+    assert sorted(target.calls) == sorted((c["id"], "fake-model") for c in EVERY)
+    assert list(summary["datasets"]) == list(suites.DATASET_NAMES)
+    for name, convs in EVERY_DATASET.items():
         metrics = summary["datasets"][name]
         assert metrics["n"] == len(convs)
         assert metrics["exact_match"] == round(sum(map(_expected_exact, convs)) / len(convs), 4), name
@@ -476,11 +494,25 @@ def test_run_eval_end_to_end(tmp_path: Path) -> None:
     assert adversarial["unnecessary_questions"] == len(bad_attacks)
     assert summary["datasets"]["clean"]["missed_questions"] == len(BY_ID[ERROR_ID]["expected"]["questions"])
 
-    completed = sum(1 for c in ALL if c["expected"]["submitted"] and c["id"] != ERROR_ID)
+    completed = sum(1 for c in EVERY if c["expected"]["submitted"] and c["id"] != ERROR_ID)
     assert summary["overall"]["completed"] == completed
-    assert summary["overall"]["llm_calls"] == 3 * (len(ALL) - 1)
-    assert summary["overall"]["llm_calls_per_request"] == round(3 * (len(ALL) - 1) / completed, 2)
-    assert summary["overall"]["tokens_per_request"] == round(1200 * (len(ALL) - 1) / completed, 1)
+    assert summary["overall"]["llm_calls"] == 3 * (len(EVERY) - 1)
+    assert summary["overall"]["llm_calls_per_request"] == round(3 * (len(EVERY) - 1) / completed, 2)
+    assert summary["overall"]["tokens_per_request"] == round(1200 * (len(EVERY) - 1) / completed, 1)
+
+    # The fake adds one to the first line of every 4th conversation: a money error when that line is priced
+    # (a catalogue line of the conversation's own catalogue; free-text lines carry no price).
+    for name, convs in EVERY_DATASET.items():
+        priced = [c for c in convs if _is_bad(c["id"]) and c["id"] != ERROR_ID and c["expected"]["lines"]]
+        priced = [c for c in priced if c["expected"]["lines"][0]["sku"] is not None]
+        assert summary["datasets"][name]["money_errors"] == len(priced), name
+    assert summary["overall"]["money_errors"] > 0
+    assert summary["datasets"]["unseen_test"]["pass_k"] == summary["datasets"]["unseen_test"]["exact_match"]
+    unseen_kinds = summary["kinds"]["unseen_test"]
+    assert set(unseen_kinds) == {c["kind"] for c in UNSEEN["unseen_test"]}
+    assert sum(k["n"] for k in unseen_kinds.values()) == len(UNSEEN["unseen_test"])
+    assert sum(k["money_errors"] for k in unseen_kinds.values()) == summary["datasets"]["unseen_test"]["money_errors"]
+    assert "clean" not in summary["kinds"], "the original suites carry no kinds"
 
     table = out.getvalue()
     header = next(line for line in table.splitlines() if line.startswith("dataset"))
@@ -497,8 +529,10 @@ def test_run_eval_end_to_end(tmp_path: Path) -> None:
     ):
         assert column in header
     assert "calls/req" in header and "tokens/req" in header
-    rows = {line.split()[0]: line for line in table.splitlines()[2:] if line and not line.startswith("-")}
-    for name in [*DATASETS, "all"]:
+    main_table = table.split("per kind")[0]
+    rows = {line.split()[0]: line for line in main_table.splitlines()[2:] if line and not line.startswith("-")}
+    assert "per kind" in table and "pass^k" in header and "money err" in header and "unnec Q/conv" in header
+    for name in [*EVERY_DATASET, "all"]:
         metrics = summary["overall"] if name == "all" else summary["datasets"][name]
         assert f"{metrics['exact_match'] * 100:.1f}%" in rows[name]
         assert rows[name].split()[1] == str(metrics["n"])
@@ -511,6 +545,7 @@ def test_run_eval_end_to_end(tmp_path: Path) -> None:
     assert document["model"] == "fake-model" and document["prompt_version"] == summary["prompt_version"]
     records = {r["id"]: r for r in document["conversations"]}
     assert set(records) == set(BY_ID)
+    assert records["unseen_test-001"]["kind"] == BY_ID["unseen_test-001"]["kind"]
     assert records[ERROR_ID]["error"] and "fake target failure" in records[ERROR_ID]["error"]
     assert records[HALLUCINATE_ID]["comments"]["hallucinated_skus"] == "TON-CF999Z"
     assert records["clean-001"]["metrics"]["exact_match"] == 1
@@ -557,8 +592,9 @@ def test_baseline(tmp_path: Path) -> None:
     good = runner.run_eval(None, None, target=FakeTarget(wrong=False), results_dir=tmp_path, out=io.StringIO())
     runner.write_baseline(good, baseline)
     recorded = json.loads(baseline.read_text(encoding="utf-8"))["datasets"]
-    assert list(recorded) == ["clean", "messy", "corrections", "adversarial"]
+    assert list(recorded) == list(suites.DATASET_NAMES)
     assert all(entry["exact_match"] == 1.0 and entry["model"] == "none" for entry in recorded.values())
+    assert all(entry["money_errors"] == 0 for entry in recorded.values())
     assert runner.check_baseline(good, baseline) == []
     before = baseline.read_bytes()
     runner.write_baseline(good, baseline)
@@ -566,7 +602,8 @@ def test_baseline(tmp_path: Path) -> None:
 
     worse = runner.run_eval("messy", None, target=FakeTarget(), results_dir=tmp_path, out=io.StringIO())
     failures = runner.check_baseline(worse, baseline)
-    assert len(failures) == 1 and failures[0].startswith("messy: exact request match")
+    assert len(failures) == 2 and failures[0].startswith("messy: exact request match")
+    assert failures[1].startswith("messy: ") and "money errors, the baseline has 0" in failures[1]
 
     runner.write_baseline(worse, baseline)  # a partial update keeps the other datasets
     recorded = json.loads(baseline.read_text(encoding="utf-8"))["datasets"]
@@ -577,7 +614,7 @@ def test_baseline(tmp_path: Path) -> None:
 
 def test_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     target = FakeTarget(wrong=False)
-    monkeypatch.setattr(runner, "_load_target", lambda: target)
+    monkeypatch.setattr(run, "load_target", lambda: target)
     results, baseline = tmp_path / "results", tmp_path / "baseline.json"
     common = ["--dataset", "corrections", "--results-dir", str(results), "--baseline", str(baseline)]
 
@@ -604,3 +641,337 @@ def test_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 def test_unknown_dataset(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown dataset"):
         runner.run_eval("nope", None, target=FakeTarget(), results_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------------------ unseen suites: schema
+
+
+@pytest.mark.parametrize("conv", EVERY, ids=[c["id"] for c in EVERY])
+def test_every_line_validates_against_its_own_catalogue(conv: dict[str, Any]) -> None:
+    assert suites.validate_conversation(conv) == []
+
+
+def test_unseen_suites_and_catalogues() -> None:
+    dev, test = UNSEEN["unseen_dev"], UNSEEN["unseen_test"]
+    assert len(dev) + len(test) >= 150
+    assert 0.35 <= len(dev) / (len(dev) + len(test)) <= 0.45, "about 40% dev, 60% test"
+    for convs in (dev, test):
+        assert {c["kind"] for c in convs} == set(suites.CONVERSATION_KINDS), "every kind in both splits"
+        assert {c["catalog"] for c in convs} == {OFFICE, HOSPITALITY}
+    assert not {json.dumps(c["turns"]) for c in dev} & {json.dumps(c["turns"]) for c in test}, "no leak"
+    unseen = dev + test
+    assert any(line["sku"] is None for c in unseen for line in c["expected"]["lines"]), "free-text lines"
+    assert any("at" in m for c in unseen for t in c["turns"] for m in t), "stale drafts move the clock"
+    assert {q for c in unseen for q in c["expected"]["questions"]} >= {"clarify_item", "quantity", "stale_draft"}
+
+    office, hospitality = ev.load_catalog(ROOT / OFFICE), ev.load_catalog(ROOT / HOSPITALITY)
+    items = {**office, **hospitality}
+    assert len(items) == len(office) + len(hospitality) >= 150
+    assert not set(items) & set(CATALOG), "new SKUs, not the demo catalogue's"
+    for item in items.values():
+        assert not item.aliases, "an ERP export carries no aliases"
+        assert re.fullmatch(r"[A-Z]{2,3}-\d{4,5}", item.sku), item.sku
+        assert item.name == item.name.upper(), item.name
+        assert item.unit_price.amount > 0 and item.unit_price.currency == "USD"
+    categories = {item.category for item in items.values()}
+    assert {"STATIONERY", "BUILDING MATERIALS", "HOUSEKEEPING", "MEDICAL CONSUMABLES", "FLEET"} <= categories
+
+
+def _unseen(catalog: str) -> dict[str, Any]:
+    """A deep copy of the first unseen conversation on ``catalog`` with a catalogue line."""
+    conv = next(
+        c
+        for c in UNSEEN["unseen_dev"]
+        if c["catalog"] == catalog and c["expected"]["lines"] and c["expected"]["lines"][0]["sku"]
+    )
+    return copy.deepcopy(conv)
+
+
+def test_validation_judges_skus_against_the_conversations_own_catalogue() -> None:
+    conv = _unseen(HOSPITALITY)
+    assert suites.validate_conversation(conv) == []
+    sku = conv["expected"]["lines"][0]["sku"]
+
+    unknown = copy.deepcopy(conv)
+    unknown["expected"]["lines"][0]["sku"] = "HSK-9999"
+    assert any("unknown SKU HSK-9999" in p for p in suites.validate_conversation(unknown))
+    foreign = copy.deepcopy(conv)
+    foreign["catalog"] = OFFICE
+    assert any(f"unknown SKU {sku}" in p for p in suites.validate_conversation(foreign))
+    default = copy.deepcopy(conv)
+    del default["catalog"]
+    assert any(f"unknown SKU {sku}" in p for p in suites.validate_conversation(default)), "default: demo catalogue"
+    for outside in ("../outside.csv", "/etc/catalog.csv", "examples/catalog.txt"):
+        moved = {**copy.deepcopy(conv), "catalog": outside}
+        assert any(p.startswith("catalog:") for p in suites.validate_conversation(moved)), outside
+    unit = copy.deepcopy(conv)
+    unit["expected"]["lines"][0]["unit"] = "kg"
+    assert any("is ordered in" in p for p in suites.validate_conversation(unit))
+    fraction = copy.deepcopy(conv)
+    fraction["expected"]["lines"][0]["quantity"] = "1.5"
+    assert any("whole" in p for p in suites.validate_conversation(fraction))
+    free = copy.deepcopy(conv)
+    free["expected"]["lines"].append({"sku": None, "quantity": "1"})
+    assert any("description_contains" in p for p in suites.validate_conversation(free))
+    pick = copy.deepcopy(conv)
+    pick["turns"].insert(0, [{"button": "pick:ST-00101"}])
+    assert any("pick of an SKU not in the catalogue" in p for p in suites.validate_conversation(pick))
+    clock = copy.deepcopy(conv)
+    clock["turns"][0][0]["at"] = "2026-01-01T09:00:00+03:00"
+    assert any("message time" in p for p in suites.validate_conversation(clock))
+    kind = {**copy.deepcopy(conv), "kind": "vibes"}
+    assert any("unknown kind" in p for p in suites.validate_conversation(kind))
+
+
+# ------------------------------------------------------------------------------- money errors and free text
+
+OFFICE_ITEMS = ev.load_catalog(ROOT / OFFICE)
+HOSPITALITY_ITEMS = ev.load_catalog(ROOT / HOSPITALITY)
+WATER_AND_CUPS = {
+    "lines": [
+        {"sku": "FB-0301", "quantity": "4", "unit": "pkt"},
+        {"sku": "KT-0401", "quantity": "2", "unit": "pkt"},
+    ],
+    "site": "Nairobi",
+    "needed_by": "2026-12-03",
+    "questions": [],
+    "submitted": True,
+    "forbidden": [],
+}
+
+
+def _request(*lines: tuple[str | None, str, str], description: str = "") -> dict[str, Any]:
+    return _outputs(
+        request={
+            "lines": [{"sku": s, "quantity": q, "unit": u, "description": description or str(s)} for s, q, u in lines],
+            "site": "Nairobi",
+            "needed_by": "2026-12-03",
+            "status": "pending_approval",
+        },
+        questions=[],
+    )
+
+
+def test_money_errors() -> None:
+    def errors(*lines: tuple[str | None, str, str], expected: dict[str, Any] = WATER_AND_CUPS) -> list[str]:
+        return ev.money_errors(expected, _request(*lines), HOSPITALITY_ITEMS)
+
+    assert errors(("FB-0301", "4", "pkt"), ("KT-0401", "2", "pkt")) == []
+    # 96 bottles read as 96 packs: USD 499.20 instead of 20.80
+    assert errors(("FB-0301", "96", "pkt"), ("KT-0401", "2", "pkt")) == ["FB-0301"]
+    assert errors(("FB-0301", "4", "pkt"), ("KT-0401", "100", "pkt")) == ["KT-0401"]
+    assert errors(("FB-0301", "4", "pkt"), ("FB-0301", "1", "pkt"), ("KT-0401", "2", "pkt")) == ["FB-0301"]
+    assert errors(("FB-0301", "4", "pkt"), ("KT-0401", "2", "pkt"), ("MED-0502", "1", "box")) == ["MED-0502"]
+    assert errors(("FB-0302", "4", "pkt"), ("KT-0401", "2", "pkt")) == ["FB-0302"], "a wrong variant"
+    assert errors(("FB-0301", "4", "pkt")) == [], "a missing line is for recall, not money"
+    assert errors((None, "96", "bottle"), ("KT-0401", "2", "pkt")) == [], "free text has no price"
+    assert errors(("FB-0301", "4", "pkt"), ("NOPE-1", "2", "pkt"), ("KT-0401", "2", "pkt")) == [], "no price"
+    assert ev.money_errors(WATER_AND_CUPS, _request(("FB-0301", "96", "pkt")), {"FB-0301", "KT-0401"}) == []
+
+    diesel = {**WATER_AND_CUPS, "lines": [{"sku": "AU-00515", "quantity": "400", "unit": "ltr"}]}
+    assert ev.money_errors(diesel, _request(("AU-00515", "403", "ltr")), OFFICE_ITEMS) == [], "0.75% is within 1%"
+    assert ev.money_errors(diesel, _request(("AU-00515", "405", "ltr")), OFFICE_ITEMS) == ["AU-00515"]
+    assert ev.line_amounts(diesel["lines"], {"AU-00515": Decimal("1.30")}) == {"AU-00515": Decimal("520.00")}
+
+    scores = ev.score_conversation(WATER_AND_CUPS, _request(("FB-0301", "96", "pkt")), HOSPITALITY_ITEMS)
+    assert scores["money_errors"] == 1 and scores["exact_match"] == 0
+
+
+def test_free_text_lines_match_by_description_and_quantity() -> None:
+    expected = {
+        **WATER_AND_CUPS,
+        "lines": [
+            {"sku": None, "quantity": "2", "description_contains": ["pressure washer"]},
+            {"sku": "CN-00301", "quantity": "10", "unit": "bag"},
+        ],
+    }
+
+    def score(free: dict[str, Any]) -> dict[str, float | int]:
+        out = _request(("CN-00301", "10", "bag"))
+        out["request"]["lines"].insert(0, free)
+        return ev.score_conversation(expected, out, OFFICE_ITEMS)
+
+    good = {"sku": None, "quantity": "2", "unit": "unit", "description": "Karcher PRESSURE WASHERS"}
+    assert score(good)["exact_match"] == 1 and score(good)["line_f1"] == 1.0
+    assert score({**good, "quantity": "1"})["exact_match"] == 0
+    assert score({**good, "description": "washers"})["exact_match"] == 0
+    substituted = score({"sku": "CN-00334", "quantity": "2", "unit": "pcs", "description": "SHOVEL"})
+    assert substituted["exact_match"] == 0 and substituted["money_errors"] == 1
+    assert ev.free_text_matches({**expected["lines"][0], "unit": "pcs"}, good) is False, "a given unit must agree"
+    assert ev.free_text_matches({"sku": "CN-00301", "quantity": "2"}, good) is False
+
+
+def test_langsmith_evaluators_use_the_conversations_catalogue() -> None:
+    evaluators = lse.make_langsmith_evaluators(CATALOG)
+    outputs = _request(("FB-0301", "96", "pkt"), ("KT-0401", "2", "pkt"))
+
+    def keys(inputs: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for evaluator in evaluators:
+            result = evaluator(inputs, outputs, WATER_AND_CUPS)
+            found.update({r["key"]: r["score"] for r in result.get("results", [result])})
+        return found
+
+    own = keys({"conversation": {"id": "x", "catalog": HOSPITALITY}})
+    assert (own["hallucinated_skus"], own["money_errors"]) == (0, 1)
+    demo = keys({"conversation": {"id": "x"}})
+    assert (demo["hallucinated_skus"], demo["money_errors"]) == (2, 0), "judged against the demo catalogue"
+    assert set(own) == set(ev.METRIC_KEYS)
+
+
+# ---------------------------------------------------------------------------------------------- pass^k
+
+
+def test_pass_at_k() -> None:
+    def record(cid: str, ok: int) -> dict[str, Any]:
+        return {"id": cid, "metrics": {"exact_match": ok}}
+
+    assert run.pass_at_k([]) is None
+    assert run.pass_at_k([record("a", 1), record("a", 1), record("b", 1), record("b", 0)]) == 0.5
+    assert run.pass_at_k([record("a", 0), record("b", 0)]) == 0.0
+
+
+class FlakyTarget(FakeTarget):
+    """Right every time, except on the second run of the conversations whose number is a multiple of 3."""
+
+    def __init__(self) -> None:
+        super().__init__(wrong=False)
+        self.seen: dict[str, int] = {}
+
+    async def __call__(self, conversation: dict[str, Any], *, model: str | None) -> dict[str, Any]:
+        result = await super().__call__(conversation, model=model)
+        cid = conversation["id"]
+        self.seen[cid] = self.seen.get(cid, 0) + 1
+        if self.seen[cid] == 2 and int(cid.rsplit("-", 1)[1]) % 3 == 0 and result["request"]:
+            result["request"]["lines"][0]["quantity"] = "999"
+        return result
+
+
+def test_repeat_reports_pass_k(tmp_path: Path) -> None:
+    target = FlakyTarget()
+    summary = runner.run_eval("unseen_dev", None, target=target, results_dir=tmp_path, out=io.StringIO(), repeat=3)
+    convs = UNSEEN["unseen_dev"]
+    assert set(target.seen.values()) == {3}
+    flaky = [c for c in convs if int(c["id"].rsplit("-", 1)[1]) % 3 == 0 and c["expected"]["lines"]]
+    metrics = summary["datasets"]["unseen_dev"]
+    n = len(convs)
+    assert (metrics["n"], metrics["runs"], summary["repeat"]) == (n, 3 * n, 3)
+    assert metrics["pass_k"] == round((n - len(flaky)) / n, 4)
+    assert metrics["exact_match"] == round((3 * n - len(flaky)) / (3 * n), 4)
+    assert metrics["pass_k"] < metrics["exact_match"] < 1.0
+    priced = [c for c in flaky if c["expected"]["lines"][0]["sku"] is not None]
+    assert metrics["money_errors"] == len(priced)
+    document = json.loads(Path(summary["results_path"]).read_text(encoding="utf-8"))
+    assert sorted({r["repetition"] for r in document["conversations"]}) == [1, 2, 3]
+    assert "repeat=3" in format_table_title(summary)
+
+    baseline = tmp_path / "baseline.json"
+    runner.write_baseline(summary, baseline)
+    entry = json.loads(baseline.read_text(encoding="utf-8"))["datasets"]["unseen_dev"]
+    assert entry["money_errors"] == round(len(priced) / 3, 3), "money errors per run of every conversation"
+    assert runner.check_baseline(summary, baseline) == []
+    with pytest.raises(ValueError, match="repeat"):
+        runner.run_eval("unseen_dev", None, target=target, results_dir=tmp_path, out=io.StringIO(), repeat=0)
+
+
+def format_table_title(summary: dict[str, Any]) -> str:
+    return runner.format_table(summary).splitlines()[0]
+
+
+def test_baseline_fails_on_more_money_errors_alone(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    summary = {"model": "none", "datasets": {"unseen_test": {"exact_match": 0.5, "n": 4, "runs": 4, "money_errors": 1}}}
+    runner.write_baseline(summary, baseline)
+    assert runner.check_baseline(summary, baseline) == []
+    worse = {"datasets": {"unseen_test": {"exact_match": 0.75, "n": 4, "runs": 4, "money_errors": 2}}}
+    failures = runner.check_baseline(worse, baseline)
+    assert len(failures) == 1 and failures[0].startswith("unseen_test: 2 money errors, the baseline has 1")
+    better = {"datasets": {"unseen_test": {"exact_match": 0.5, "n": 4, "runs": 4, "money_errors": 0}}}
+    assert runner.check_baseline(better, baseline) == []
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"datasets": {"unseen_test": {"exact_match": 0.5, "n": 4}}}), encoding="utf-8")
+    assert runner.check_baseline(worse, old) == [], "an entry recorded before money errors checks exact match only"
+
+
+def test_main_repeat_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    target = FakeTarget(wrong=False)
+    monkeypatch.setattr(run, "load_target", lambda: target)
+    args = ["--dataset", "unseen_test", "--model", "none", "--results-dir", str(tmp_path), "--repeat", "2"]
+    assert runner.main(args) == 0
+    assert len(target.calls) == 2 * len(UNSEEN["unseen_test"])
+    out = capsys.readouterr().out
+    assert "repeat=2" in out and "per kind" in out
+    with pytest.raises(SystemExit):
+        runner.main(["--repeat", "0"])
+
+
+# ------------------------------------------------------------------------------------ layers and catalogues
+
+
+def test_evals_import_nothing_from_server() -> None:
+    for path in sorted((ROOT / "evals").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not [n for n in names if n == "server" or n.startswith("server.")], f"{path.name} imports server"
+
+
+def test_target_loads_each_conversations_catalogue(
+    database_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real target: one database per catalogue, loaded with exactly that CSV, built once and reused."""
+    from sqlalchemy import text
+
+    from core.config import get_settings
+    from evals import target as tgt
+    from evals.catalogs import CATALOG_PATH, catalog_path_of
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    env = tgt._Env()
+    monkeypatch.setattr(tgt, "_env", env)
+
+    def conversation(cid: str, text_: str, catalog: str | None) -> dict[str, Any]:
+        conv: dict[str, Any] = {
+            "id": cid,
+            "dataset": "unseen_dev",
+            "now": "2026-11-30T09:15:00+03:00",
+            "user": {"role": "requester", "site": "Nairobi"},
+            "turns": [[{"text": text_}]],
+        }
+        if catalog:
+            conv["catalog"] = catalog
+        return conv
+
+    async def scenario() -> tuple[list[dict[str, Any]], dict[Path, set[str]]]:
+        outputs = [
+            await tgt.run_conversation(conversation("t-1", "6 gloves nitrile medium boxes by friday", HOSPITALITY), model=None),
+            await tgt.run_conversation(conversation("t-2", "need 20 boxes a4 paper by friday", None), model=None),
+        ]
+        first = env.dbs[catalog_path_of(HOSPITALITY)]
+        outputs.append(
+            await tgt.run_conversation(conversation("t-3", "2 boxes surgical masks by friday", HOSPITALITY), model=None)
+        )
+        assert env.dbs[catalog_path_of(HOSPITALITY)] is first, "built once per catalogue, then cached"
+        skus: dict[Path, set[str]] = {}
+        for path, db in env.dbs.items():
+            async with db.engine.connect() as conn:
+                rows = await conn.execute(text("SELECT sku FROM catalog_items WHERE active"))
+                skus[path] = set(rows.scalars())
+            await db.engine.dispose()
+        return outputs, skus
+
+    try:
+        outputs, skus = asyncio.run(scenario())
+    finally:
+        get_settings.cache_clear()
+    assert set(skus) == {catalog_path_of(HOSPITALITY), CATALOG_PATH}
+    assert skus[catalog_path_of(HOSPITALITY)] == set(HOSPITALITY_ITEMS)
+    assert skus[CATALOG_PATH] == set(CATALOG)
+    assert tgt.database_name(catalog_path_of(HOSPITALITY)) == "procure_eval_item_master_hospitality_health"
+    assert tgt.database_name(CATALOG_PATH) == "procure_eval"
+    for out, items in ((outputs[0], HOSPITALITY_ITEMS), (outputs[1], CATALOG), (outputs[2], HOSPITALITY_ITEMS)):
+        assert out["request"] is not None and out["request"]["lines"], out
+        assert {ln["sku"] for ln in out["request"]["lines"]} - {None} <= set(items), "SKUs of its own catalogue"
