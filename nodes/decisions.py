@@ -16,7 +16,7 @@ from core.policy import may_decide
 from nodes import draft as D
 from nodes.common import add_note, current, record, user_of
 from nodes.compose import t
-from nodes.intake import _complete, _today, resolve_stale, submit_draft
+from nodes.intake import _complete, _today, learn_choice, resolve_stale, submit_draft
 from tools import requests as R
 from tools.units import convert
 
@@ -89,6 +89,8 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
         if item is None or not (0 <= idx < len(lines)) or sku not in (lines[idx].candidates or [lines[idx].sku or ""]):
             return {**base, "notes": add_note(state, "That choice is no longer open."), "show_summary": True}
         ln = lines[idx]
+        if ln.sku is None:
+            await learn_choice(runtime, ln.description, item.sku, msg)
         conv = convert(ln.quantity, None if ln.unit == "unit" else ln.unit, item)
         ln.sku, ln.candidates, ln.description = item.sku, [], item.name
         ln.quantity, ln.unit = conv.quantity, conv.unit

@@ -14,6 +14,9 @@ from nodes import draft as D
 from nodes.common import add_note, current, message_time, record, user_of
 from nodes.compose import t
 from tools import requests as R
+from tools.catalog import tokens
+from tools.catalog.aliases import learn as learn_alias
+from tools.catalog.text import has_digit
 from tools.extractor import extract, parse_edits
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
@@ -119,6 +122,7 @@ async def _interpret(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
         if edits:
             new_draft, log = D.apply_edits(draft, edits)
             await record(runtime, "draft.edited", msg=msg, details={"changes": log})
+            await _learn_from_edits(runtime, log, msg)
             update.update(draft=new_draft, show_summary=True)
             return update
     elif state.get("active_request_id") and ctx.engine is not None:
@@ -177,6 +181,40 @@ async def _interpret(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
         return update
     update.update(draft=new_draft, show_summary=True)
     return update
+
+
+async def learn_choice(runtime: Runtime[Context], phrase: str, sku: str, msg: dict[str, Any] | None = None) -> bool:
+    """Remember the person's words for the item they chose, when the words say something the catalogue does not.
+
+    Only a phrase with at least one word absent from the catalogue's own vocabulary is learned ("biros" -> the
+    blue ballpoint box, "simenti" -> the cement): a choice between variants the catalogue already names
+    ("reflector vests" -> the orange one) is a one-off and must not bias the next person's match. Learned
+    aliases are listed and removed with ``procure catalog aliases list|remove``.
+
+    Returns:
+        Whether an alias was stored.
+    """
+    ctx = runtime.context
+    if ctx.engine is None or ctx.catalog is None:
+        return False
+    words = [w for w in tokens(phrase) if not has_digit(w)]
+    if not words or all(w in ctx.catalog.vocabulary for w in words):
+        return False
+    user = ctx.user
+    try:
+        await learn_alias(ctx.engine, phrase, sku, user.id if user is not None else None)
+    except ValueError:
+        return False
+    await record(runtime, "catalog.alias_learned", msg=msg, details={"phrase": phrase, "sku": sku})
+    return True
+
+
+async def _learn_from_edits(runtime: Runtime[Context], log: list[dict[str, Any]], msg: dict[str, Any]) -> None:
+    """Learn from edits that settled an ambiguous line (the person's phrase -> the item they named)."""
+    for entry in log:
+        before, after = entry.get("before") or {}, entry.get("after") or {}
+        if entry.get("op") == "replace_item" and before.get("candidates") and not before.get("sku") and after.get("sku"):
+            await learn_choice(runtime, before.get("description") or "", after["sku"], msg)
 
 
 def _complete(draft: dict[str, Any] | None, today: date) -> bool:

@@ -170,3 +170,22 @@ async def test_site_change_is_an_edit(company):
     await co.turn(amina, "10 boxes a4 paper for nairobi")
     await co.turn(amina, "deliver to Eldoret instead")
     assert co.last_state["draft"]["site"] == "Eldoret" and len(lines(co)) == 1
+
+
+async def test_a_choice_teaches_words_the_catalogue_lacks_and_only_those(company, engine):
+    from types import SimpleNamespace
+
+    from nodes.intake import learn_choice
+    from tools.catalog.aliases import list_aliases
+
+    co, people = company
+    amina = people["amina"]
+    out = await co.turn(amina, "need 10 reflector vests")
+    assert out[-1]["type"] == "list"
+    await co.turn(amina, "orange")  # a choice between variants the catalogue names: nothing learned
+    assert [ln.sku for ln in lines(co)] == ["CN-00240"]
+    assert await list_aliases(engine) == []
+    runtime = SimpleNamespace(context=await co.ctx(amina))
+    assert await learn_choice(runtime, "reflector vests", "CN-00241") is False
+    assert await learn_choice(runtime, "blue biros", "ST-00120") is True  # "biro" is not a catalogue word
+    assert [(a.phrase, a.sku, a.created_by) for a in await list_aliases(engine)] == [("blue biro", "ST-00120", amina.id)]

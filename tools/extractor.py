@@ -31,8 +31,9 @@ from typing import Any, Literal
 from dateparser.date import DateDataParser
 from rapidfuzz.distance import OSA
 
-from core.domain import CatalogItem, ExtractionResult, Line, Money
+from core.domain import CatalogItem, ExtractionResult, Line
 from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, is_code, singular, tokens
+from tools.catalog.text import has_digit
 from tools.extraction.numbers import ONES, SWAHILI_WORDS, TENS, number_word
 from tools.units import convert, normalize_unit, pack_size, tidy
 
@@ -979,28 +980,33 @@ def _line_items(line: Line, catalog: CatalogIndex) -> list[CatalogItem]:
 
 
 def _line_index(ref: list[str], draft: list[Line], catalog: CatalogIndex) -> int | None:
-    """Which draft line a reference ("the paper", "toner", "it", "the 26x") names, or ``None``."""
-    words = [t for t in ref if t not in ("the", "a", "an", "my", "our", "of")]
+    """Which draft line a reference ("the paper", "toner", "it", "the 26x", "the glovs") names, or ``None``.
+
+    Each line is scored by how many reference words its own words (description, item name and aliases, the
+    candidates' names) contain, exactly or with one typo for words of five letters or more; the single best
+    line wins when it holds more than half of the words; a tie names nothing.
+    """
+    words = [singular(t) for t in ref if t not in ("the", "a", "an", "my", "our", "of", "for", "on", "to", "and", "in")]
     if not draft:
         return None
     if not words or all(w in _REF_PRONOUNS for w in words):
         return 0 if len(draft) == 1 else None
-    pseudo = []
-    for i, line in enumerate(draft):
-        items = _line_items(line, catalog)
-        aliases = tuple(a for item in items for a in (item.name, *item.aliases))
-        pseudo.append(
-            CatalogItem(
-                sku=str(i),
-                name=line.description,
-                unit=line.unit,
-                unit_price=Money(Decimal(0), "USD"),
-                supplier="",
-                aliases=aliases,
-            )
-        )
-    result = CatalogIndex(pseudo).match(" ".join(words))
-    return int(result.candidates[0][0].sku) if result.status == "match" else None
+    words = [w for w in words if w not in _REF_PRONOUNS]  # "it 3 staplers": the noun names the line
+    scores: list[float] = []
+    for line in draft:
+        texts = [line.description, *(t for item in _line_items(line, catalog) for t in (item.name, *item.aliases))]
+        vocab = {singular(t) for text in texts for t in tokens(text)}
+        score = 0.0
+        for w in words:
+            if w in vocab:
+                score += 1.0
+            elif len(w) >= 5 and any(len(v) >= 4 and OSA.distance(w, v) <= 1 for v in vocab):
+                score += 0.75
+        scores.append(score)
+    best = max(scores)
+    if best * 2 <= len(words) or scores.count(best) > 1:
+        return None  # most of the words must name the line ("paper not" / "a3 paper" do not name the A4 line)
+    return scores.index(best)
 
 
 def _with_quantity(line: Line, quantity: Decimal, unit: str | None, catalog: CatalogIndex) -> Line:
@@ -1189,10 +1195,14 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
             if index is None or not new or _quantity_in(new, catalog) is not None:
                 continue
             old_item = catalog.get(draft[index].sku or "")
-            found = catalog.match(" ".join([*new, *words[1:cut]]))
-            if old_item is not None and found.item is not None and found.item.sku != old_item.sku:
-                if _siblings(old_item, found.item):
-                    return [Edit("replace_item", index=index, line=_replaced(draft[index], found.item))]
+            if old_item is None:
+                continue
+            wanted = {singular(t) for t in tokens(" ".join(new))}
+            product = [t for t in tokens(old_item.name) if not has_digit(t)]  # the kind of thing, not its grade
+            for item, _ in catalog.search(" ".join([*new, *product]), 8):
+                named = {singular(t) for t in tokens(item.name)}
+                if item.sku != old_item.sku and wanted <= named and _siblings(old_item, item):
+                    return [Edit("replace_item", index=index, line=_replaced(draft[index], item))]
     for pattern in (
         r"^(?:change|switch|swap|replace|make)\s+(?P<ref>.+?)\s+(?:to|with|for|into)\s+(?P<new>.+)$",
         r"^(?P<new>.+?)\s+(?:not|instead\s+of|in\s+place\s+of)\s+(?P<ref>.+)$",
