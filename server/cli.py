@@ -186,7 +186,7 @@ def demo(
 
 @app.command(name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def eval_(ctx: typer.Context) -> None:
-    """Run the evaluation suites: ``procure eval [--dataset NAME] [--model MODEL|none] [--compare RUN_A RUN_B]``."""
+    """Run the evaluation suites: ``procure eval [--dataset NAME] [--model MODEL|none] [--repeat K] [--compare A B]``."""
     from evals.runner import main as eval_main
 
     raise typer.Exit(eval_main(list(ctx.args)))
