@@ -26,6 +26,9 @@ COMPLAINTS = [
     ("the printer we received is not working", "damaged", None),
     ("PR-3 was delayed again", "not_delivered", 3),
     ("got the paper but 2 boxes were missing from the delivery", "not_delivered", None),
+    ("the HP toner that came yesterday doesn't fit our printer", "wrong_item", None),
+    ("you sent the 26X instead of the 26A", "wrong_item", None),
+    ("toner tuliyoletewa haifanyi kazi", "damaged", None),
 ]
 NOT_COMPLAINTS = [
     "need 20 boxes of paper",
@@ -38,6 +41,10 @@ NOT_COMPLAINTS = [
     "sorry 15 not 12 for the gloves",
     "tunahitaji mifuko sabini ya cement",
     "what is the delivery date for the paper?",
+    "make it 30 instead of 20",
+    "need gloves that fit, size L",
+    "we got a problem with the printer, need a new toner",
+    "tulipata shida",
 ]
 
 

@@ -42,11 +42,14 @@ _SW_NOT_ARRIVED = re.compile(
 _PROBLEMS: dict[TicketKind, re.Pattern[str]] = {
     "wrong_item": re.compile(
         r"\b(?:wrong|incorrect|not\s+what\s+(?:i|we)\s+(?:ordered|asked\s+for|requested)|mistaken|"
+        r"(?:doesn'?t|does\s+not|don'?t|do\s+not)\s+fit|not\s+compatible|"
+        r"(?:got|received|sent|brought|delivered)\b[\w\s'-]{0,40}?\binstead\s+of|"
         r"(?:si|sio|siyo)\s+sahihi|makosa|kosa|tofauti)\b"
     ),
     "damaged": re.compile(
         r"\b(?:damaged|broken|torn|ripped|cracked|leak(?:ing|ed|s)?|dented|crushed|defective|faulty|expired|"
         r"spoilt|spoiled|rotten|not\s+working|doesn'?t\s+work|don'?t\s+work|mbovu|vibovu|zimeoza|"
+        r"ha(?:i|zi|vi|li|ya)fanyi\s+kazi|"
         r"(?:i|zi|vi|li|ya|u|ki)me(?:haribika|vunjika|chanika|pasuka|oza|vuja|kwisha\s+muda))\b"
     ),
     "not_delivered": re.compile(
@@ -59,10 +62,13 @@ _PROBLEMS: dict[TicketKind, re.Pattern[str]] = {
 _DELIVERY = re.compile(
     r"\b(?:delivered|delivery|deliveries|received|arrived|came|brought|supplied|shipped|dispatched|"
     r"shipment|consignment|parcel|package|(?:the|my|our|your|last|that)\s+order|ordered|you\s+sent|were\s+sent|"
-    r"was\s+sent|we\s+got|i\s+got|"
-    r"(?:tume|nime|tuli|nili|ume|uli|mme|mli)(?:pokea|letewa|pata)|(?:mme|mli|ume|uli)(?:leta|tuma)|"
-    r"(?:i|zi|vi|li|ya|u|ki)(?:me|li)(?:fika|letwa|kuja)|(?:vilivyo|zilizo|iliyo|lililo|yaliyo|ulio|kilicho)(?:letwa|fika|pokelewa|kuja)|mzigo|oda|agizo)\b"
+    r"was\s+sent|"
+    r"(?:tume|nime|ume|mme)(?:pokea|letewa|agiza)|(?:tu|ni|u|m|wa)li(?:yo|vyo|zo|cho|lo|o)?(?:pokea|letewa|agiza)|"
+    r"(?:mme|mli|ume|uli)(?:leta|tuma)|(?:i|zi|vi|li|ya|u|ki)(?:me|li)(?:fika|letwa|kuja)|"
+    r"(?:vilivyo|zilizo|iliyo|lililo|yaliyo|ulio|kilicho)(?:letwa|fika|pokelewa|kuja)|mzigo|oda|agizo)\b"
 )
+# "We got" / "tulipata" say something came, but also "we got a problem": enough only with a specific problem.
+_GOT = re.compile(r"\b(?:we\s+got|i\s+got|(?:tume|nime)pata|(?:tu|ni)li(?:yo|vyo|zo|cho|lo|o)?pata)\b")
 # Lateness is about a delivery by itself: "the toner is late", "PR-3 was delayed".
 _LATE = re.compile(
     r"\b(?:is|are|was|were|has\s+been|have\s+been|running)\s+(?:very\s+|so\s+)?(?:late|delayed|overdue)\b"
@@ -119,7 +125,13 @@ def complaint_of(text: str, *, draft_open: bool = False) -> Complaint | None:
         kind = "not_delivered"
     if kind is None:
         return None
-    about_delivery = bool(not_arrived or pr or _LATE.search(s) or _DELIVERY.search(_FUTURE_DELIVERY.sub(" ", s)))
+    about_delivery = bool(
+        not_arrived
+        or pr
+        or _LATE.search(s)
+        or _DELIVERY.search(_FUTURE_DELIVERY.sub(" ", s))
+        or (kind != "other" and _GOT.search(s))
+    )
     if not about_delivery:
         return None
     if draft_open and not pr and _EDIT.search(s):
