@@ -655,10 +655,19 @@ def _line_for_item(
 def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     """Read one item segment (fillers already removed) into a line, or ``None`` when it holds nothing."""
     qty, rest = _item_words(toks, catalog)
+    if qty is not None and qty.value <= 0:
+        return None  # "all prices are zero": nothing is ordered in zeros
+    statement = getattr(toks, "statement", False)
     query = " ".join(rest)
     if not tokens(query) or all(t in _REFERENCE_WORDS for t in rest):
         return None
     result = catalog.match(query)
+    tail = getattr(toks, "tail", ())
+    if tail:
+        # "cooking oil for the kitchen": the purpose may name the item's use or just where it goes.
+        longer = catalog.match(" ".join([*rest, *tail]))
+        if _better(longer, result):
+            result, query = longer, " ".join([*rest, *tail])
     if qty is None and result.status != "none" and _chatter(query, catalog):
         return None
     unit = qty.unit if qty else None
@@ -717,8 +726,11 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
                 candidates=result.skus,
             )
         )
-    # Nothing in the catalogue: a free-text line when a real count says it is a request ("an admin" is no count).
-    if qty is not None and not (qty.unit is None and toks[qty.start] in ("a", "an")):
+    # Nothing in the catalogue: a free-text line when a count says it is a request, unless the clause only
+    # states a fact ("we are 25 people").
+    if statement:
+        return None
+    if qty is not None:
         return _ItemParse(
             Line(
                 description=query,
@@ -731,6 +743,16 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     if any(len(t) >= 4 for t in rest):
         return _ItemParse(None, unresolved=query)
     return None
+
+
+def _better(a: MatchResult, b: MatchResult) -> bool:
+    """Whether match ``a`` reads the text better than ``b``: a surer kind, or the same kind scoring higher."""
+    rank = {"match": 2, "ambiguous": 1, "none": 0}
+    if rank[a.status] != rank[b.status]:
+        return rank[a.status] > rank[b.status]
+    if a.status == "ambiguous" and len(a.candidates) != len(b.candidates):
+        return len(a.candidates) < len(b.candidates)
+    return a.status != "none" and a.score > b.score
 
 
 def _is_plural(word: str) -> bool:
@@ -802,6 +824,59 @@ def _corrected(before: list[str], after: list[str], catalog: CatalogIndex, weak:
     return [number + words_a]
 
 
+class _Seg(list[str]):
+    """An item segment's tokens, with what the clause around it says.
+
+    Attributes:
+        statement: the clause states a fact ("we are 25 people", "we found one in the store"): it may name a
+            catalogue item but never makes a free-text line.
+        tail: words of a purpose or place phrase cut from the end ("for the kitchen", "under the slab"),
+            tried with and without when matching the catalogue.
+    """
+
+    statement: bool = False
+    tail: tuple[str, ...] = ()
+
+
+# A clause that starts with a subject and a verb of being or having states a fact; it asks for nothing.
+_SUBJECTS = frozenset({"we", "i", "they", "there", "it", "he", "she", "you", "everyone", "tuko", "kuna"})
+_STATEMENT_VERBS = frozenset(
+    {"are", "is", "am", "was", "were", "have", "has", "had", "found", "got", "still", "already", "used", "ran",
+     "bought", "received", "'re", "'ve", "s"}
+)  # fmt: skip
+_LEAD_INS = frozenset({"and", "but", "so", "ok", "okay", "sorry", "oh", "also", "because", "since", "as"})
+# A purpose or place after the item: "for the kitchen", "for working at height", "kwa jikoni", "under the slab".
+_PURPOSE_WORDS = frozenset({"for", "kwa", "under", "at", "in", "into", "inside", "on", "from"})
+
+
+def _is_statement(toks: list[str]) -> bool:
+    """Whether a clause's words (before fillers are removed) state a fact rather than ask for something."""
+    words = [t for t in toks if t not in _LEAD_INS]
+    if len(words) >= 2 and words[0] in _SUBJECTS and words[1] in _STATEMENT_VERBS:
+        return not (len(words) > 2 and words[2] in ("need", "want", "require", "going"))
+    if words[:1] == ["we're"] or words[:1] == ["there's"]:
+        return True
+    return bool(words) and words[0] in ("found", "got", "have", "has") and "need" not in words
+
+
+def _purpose_tail(toks: list[str], catalog: CatalogIndex) -> tuple[list[str], tuple[str, ...]]:
+    """Cut a trailing purpose or place phrase from a clause's raw tokens: (rest, cut words without fillers).
+
+    The phrase starts at the last purpose word that has item words before it and no quantity after it.
+    """
+    for k in range(len(toks) - 1, 0, -1):
+        if toks[k] not in _PURPOSE_WORDS:
+            continue
+        after = toks[k + 1 :]
+        if not after or any(_number_at(after, j) is not None for j in range(len(after))):
+            continue
+        before = _strip_fillers(toks[:k])
+        if not any(_is_item_word(t) for t in before):
+            continue
+        return toks[:k], tuple(_strip_fillers(after))
+    return toks, ()
+
+
 def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[list[str]]:
     """Fold self-corrections and stray quantities into the item they belong to.
 
@@ -850,9 +925,16 @@ def _segments(text: str, catalog: CatalogIndex) -> list[list[str]]:
         line_segments: list[list[str]] = []
         # Commas, semicolons and full stops end an item; "." inside a number does not ("2.5 tons").
         for chunk in re.split(r"[,;!?]|(?<!\d)\.|\.(?!\d)", ln):
-            toks = _spec_numbers(_strip_fillers(_tokenize(chunk)))
-            for piece in _split_and(toks, catalog):
-                line_segments.extend(_split_quantities(piece, catalog))
+            raw = _tokenize(chunk)
+            statement = _is_statement(raw)
+            raw, tail = _purpose_tail(raw, catalog)
+            toks = _spec_numbers(_strip_fillers(raw))
+            pieces = [q for piece in _split_and(toks, catalog) for q in _split_quantities(piece, catalog)]
+            for k, piece in enumerate(pieces):
+                seg = _Seg(piece)
+                seg.statement = statement
+                seg.tail = tail if k == len(pieces) - 1 else ()
+                line_segments.append(seg)
         out.extend(_merge_segments(line_segments, catalog))
     return out
 

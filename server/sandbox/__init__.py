@@ -1,1 +1,0 @@
-"""Sandbox stand-ins for third-party services (the reference supplier web shop), for development and tests."""
