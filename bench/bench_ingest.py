@@ -19,7 +19,7 @@ from bench.common import closed_loop, free_port, open_loop, scratch_dir, start_u
 
 
 def payloads(n: int, secret: str) -> list[tuple[bytes, dict[str, str]]]:
-    from server.sandbox.meta_payloads import envelope, signed, text_message
+    from sandboxes.whatsapp.meta_payloads import envelope, signed, text_message
 
     out = []
     for i in range(n):

@@ -62,9 +62,9 @@ async def run_demo(settings: Settings, *, keep: bool = False) -> int:
     from core.embedded import ensure_services
     from core.migrate import upgrade
     from core.repo import add_user, import_catalog
+    from sandboxes.whatsapp.meta_graph_api import GraphAPIStandIn
+    from sandboxes.whatsapp.meta_payloads import button_reply, envelope, list_reply, signed, text_message
     from server.app import create_app
-    from server.sandbox.meta_payloads import button_reply, envelope, list_reply, signed, text_message
-    from server.sandbox.whatsapp import GraphAPIStandIn
 
     t0 = time.perf_counter()
     svc = ensure_services(settings.DATABASE_URL, settings.REDIS_URL, Path(settings.DATA_DIR))

@@ -1,6 +1,6 @@
-"""Test import path of the signed-payload builders (they live in ``server.sandbox.meta_payloads``)."""
+"""Test import path of the signed-payload builders (they live in ``sandboxes.whatsapp.meta_payloads``)."""
 
-from server.sandbox.meta_payloads import (
+from sandboxes.whatsapp.meta_payloads import (
     button_reply,
     contact,
     envelope,

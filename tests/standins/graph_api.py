@@ -1,5 +1,5 @@
-"""Test import path of the Graph API stand-in (it lives in ``server.sandbox.whatsapp`` so the demo can use it)."""
+"""Test import path of the Graph API stand-in (it lives in ``sandboxes.whatsapp.meta_graph_api`` so the demo can use it)."""
 
-from server.sandbox.whatsapp import GraphAPIStandIn, RecordedRequest
+from sandboxes.whatsapp.meta_graph_api import GraphAPIStandIn, RecordedRequest
 
 __all__ = ["GraphAPIStandIn", "RecordedRequest"]
