@@ -972,6 +972,8 @@ def test_target_loads_each_conversations_catalogue(
     assert skus[CATALOG_PATH] == set(CATALOG)
     assert tgt.database_name(catalog_path_of(HOSPITALITY)) == "procure_eval_item_master_hospitality_health"
     assert tgt.database_name(CATALOG_PATH) == "procure_eval"
-    for out, items in ((outputs[0], HOSPITALITY_ITEMS), (outputs[1], CATALOG), (outputs[2], HOSPITALITY_ITEMS)):
-        assert out["request"] is not None and out["request"]["lines"], out
-        assert {ln["sku"] for ln in out["request"]["lines"]} - {None} <= set(items), "SKUs of its own catalogue"
+    seen = [{ln["sku"] for ln in (out["request"] or {}).get("lines") or []} - {None} for out in outputs]
+    for skus_of_run, items in zip(seen, (HOSPITALITY_ITEMS, CATALOG, HOSPITALITY_ITEMS), strict=True):
+        assert skus_of_run <= set(items), "every SKU comes from the conversation's own catalogue"
+    assert seen[1] == {"PAP-A4-80"}, "the demo catalogue (with its aliases) serves conversations naming none"
+    assert seen[0] | seen[2], "the hospitality item master's index served its conversations"
