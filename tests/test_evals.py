@@ -977,3 +977,14 @@ def test_target_loads_each_conversations_catalogue(
         assert skus_of_run <= set(items), "every SKU comes from the conversation's own catalogue"
     assert seen[1] == {"PAP-A4-80"}, "the demo catalogue (with its aliases) serves conversations naming none"
     assert seen[0] | seen[2], "the hospitality item master's index served its conversations"
+
+
+def test_eval_model_comes_from_core_and_targets_any_openai_compatible_endpoint() -> None:
+    """``procure eval --model M`` builds its model with ``core.llm`` (no server import), honouring LLM_BASE_URL."""
+    from core.config import Settings
+    from core.llm import make_chat_model
+
+    model = make_chat_model(Settings(LLM_MODEL="local-model", LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_API_KEY="k"))
+    assert type(model).__name__ == "ChatOpenAI"
+    assert (model.model_name, model.openai_api_base, model.temperature) == ("local-model", "http://127.0.0.1:9/v1", 0)
+    assert make_chat_model(Settings(LLM_MODEL=None)) is None
