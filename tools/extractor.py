@@ -77,13 +77,16 @@ _FILLER_PHRASES: tuple[tuple[str, ...], ...] = tuple(
             "the following", "below", "items", "list", "these", "this", "is", "on", "at", "hii", "arrange",
             "just", "only", "much", "don't", "dont", "stuff", "things", "um", "umm", "uh", "uhh", "er", "erm",
             "hmm", "yeah", "yes", "so", "ya", "tuletee", "tuletea", "leta", "tupe", "nipe", "tunaomba",
+            "nataka", "tunataka", "ninataka", "ninahitaji", "tunahitaji", "ninaomba", "niletee", "pia", "samahani",
+            "asante", "sasa", "basi",
         ],
         key=lambda p: -len(p.split()),
     )
 )  # fmt: skip
 _SPLIT_WORDS = frozenset({"and", "plus", "also"})
 # A number right after these names a model, not a quantity ("hp 26" is a toner family).
-_MODEL_WORDS = frozenset({"hp", "canon", "epson", "brother", "samsung", "kyocera", "model", "size", "type", "y"})
+# A number right after these names a specification, not an amount ("size 9", "gauge 28", "model 3").
+_MODEL_WORDS = frozenset({"model", "size", "type", "gauge", "grade", "class", "no", "number", "series", "y"})
 # A number right before these is a specification ("4 inch nails", "2.5 mm2 cable").
 _SPEC_WORDS = frozenset(
     {"inch", "inches", "mm", "mm2", "gsm", "gb", "tb", "mb", "ply", "v", "volt", "volts", "w", "watt",
@@ -192,11 +195,56 @@ def _number_at(toks: list[str], i: int) -> tuple[Decimal, int] | None:
     return _number_word(toks, i)
 
 
-def _is_protected(toks: list[str], i: int) -> bool:
-    """A number that belongs to the item's description rather than counting it."""
+def _is_protected(toks: list[str], i: int, catalog: CatalogIndex) -> bool:
+    """A number that belongs to the item's description rather than counting it.
+
+    After a word such as "size" or "gauge", before a unit of a specification ("4 inch"), or after a word of an
+    item whose name carries that number as a grade or model ("cement 42.5" for ``CEMENT OPC 42.5N``, "epson 664"
+    for ``INK EPSON 664 BLACK``): the catalogue itself says which numbers are part of names.
+    """
     if i > 0 and toks[i - 1] in _MODEL_WORDS:
         return True
-    return i + 1 < len(toks) and toks[i + 1] in _SPEC_WORDS
+    if i + 1 < len(toks) and toks[i + 1] in _SPEC_WORDS:
+        return True
+    if i == 0 or (i + 1 < len(toks) and normalize_unit(toks[i + 1], standalone=False) is not None):
+        return False  # "cement 40 bags": a unit after the number makes it an amount
+    return toks[i] in _named_numbers(catalog).get(singular(toks[i - 1]), ())
+
+
+_NAMED_NUMBERS: dict[int, tuple[CatalogIndex, dict[str, frozenset[str]]]] = {}
+
+
+def _named_numbers(catalog: CatalogIndex) -> dict[str, frozenset[str]]:
+    """For each word of the item names, the numbers that start a grade or model token in the same names."""
+    cached = _NAMED_NUMBERS.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    found: dict[str, set[str]] = {}
+    for item in catalog.items:
+        toks = tokens(item.name)
+        numbers = {n for k in range(len(toks)) if (n := _name_number(toks, k))}
+        for t in toks:
+            if not has_digit(t):
+                found.setdefault(singular(t), set()).update(numbers)
+    table = {w: frozenset(n) for w, n in found.items()}
+    if len(_NAMED_NUMBERS) > 8:
+        _NAMED_NUMBERS.clear()
+    _NAMED_NUMBERS[id(catalog)] = (catalog, table)
+    return table
+
+
+def _name_number(toks: list[str], k: int) -> str | None:
+    """The number a name token carries as a grade or model ("42.5n" -> "42.5", "GAUGE 28" -> "28"), else ``None``.
+
+    Sizes ("50kg", "3m") and pack counts ("BOX 50", "100 SHEETS") are amounts, not names, and give ``None``.
+    """
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z][a-z0-9]*)?", toks[k])
+    if m is None:
+        return None
+    if m.group(2):
+        return None if normalize_unit(m.group(2), standalone=False) is not None else m.group(1)
+    neighbours = [toks[j] for j in (k - 1, k + 1) if 0 <= j < len(toks)]
+    return None if any(normalize_unit(t, standalone=False) is not None for t in neighbours) else m.group(1)
 
 
 @dataclass(slots=True)
@@ -256,7 +304,7 @@ def _quantities(toks: list[str], catalog: CatalogIndex) -> list[_Qty]:
                 i = q.end
                 continue
         num = _number_at(toks, i)
-        if num is not None and not (_NUM_RE.fullmatch(t) and _is_protected(toks, i)):
+        if num is not None and not (_NUM_RE.fullmatch(t) and _is_protected(toks, i, catalog)):
             q = _Qty(i, i + num[1], num[0], None, 4)
             if toks[q.end : q.end + 1] == ["x"]:
                 q.end += 1
@@ -309,7 +357,7 @@ def _starts_item(toks: list[str], i: int, catalog: CatalogIndex) -> bool:
     if _X_NUM_RE.fullmatch(t):
         return False  # "x2" closes the item before it
     if _NUM_RE.fullmatch(t):
-        return not _is_protected(toks, i)
+        return not _is_protected(toks, i, catalog)
     m = _GLUED_RE.fullmatch(t)
     if m and not catalog.is_known_code(t):
         return m.group(2) == "x" or normalize_unit(m.group(2), standalone=False) is not None
@@ -360,7 +408,7 @@ def _item_words(toks: list[str], catalog: CatalogIndex) -> tuple[_Qty | None, li
     """The segment's quantity and the words left to name the item."""
     qty = _choose(_quantities(toks, catalog))
     rest = toks if qty is None else toks[: qty.start] + toks[qty.end :]
-    return qty, [t for t in rest if t not in ("of", "x") and not _X_NUM_RE.fullmatch(t)]
+    return qty, [t for t in rest if t not in OF_WORDS and t != "x" and not _X_NUM_RE.fullmatch(t)]
 
 
 def _item_query(toks: list[str], catalog: CatalogIndex) -> str:
@@ -565,7 +613,7 @@ def _resolve_date(kind: str, phrase: str, match: re.Match[str], now: datetime) -
             this_year = result.replace(year=today.year)
         except ValueError:  # 29 February
             this_year = None
-        if this_year is not None and timedelta(0) < today - this_year <= _RECENT_PAST:
+        if this_year is not None and timedelta(0) <= today - this_year <= _RECENT_PAST:
             return this_year
     return result if result >= today else None
 
@@ -730,7 +778,7 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     # states a fact ("we are 25 people").
     if statement:
         return None
-    if qty is not None:
+    if qty is not None and not (qty.unit is None and toks[qty.start] in ("a", "an") and qty.start > 0):
         return _ItemParse(
             Line(
                 description=query,
@@ -1144,11 +1192,14 @@ def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, so
     old: Decimal | None = None
     # "15 not 12 for the gloves", "gloves 15 instead of 12": the number after "not" is the one replaced
     for k in range(1, len(words) - 1):
-        swap = 2 if words[k : k + 2] == ["instead", "of"] else (1 if words[k] == "not" else 0)
-        if swap and _NUM_RE.fullmatch(words[k - 1]) and k + swap < len(words) and _NUM_RE.fullmatch(words[k + swap]):
-            old = Decimal(words[k + swap])
-            words = words[:k] + words[k + swap + 1 :]
-            break
+        swap = 2 if words[k : k + 2] == ["instead", "of"] else (1 if words[k] in ("not", "si", "sio") else 0)
+        replaced = _number_at(words, k + swap) if swap else None
+        if replaced is None or not any(_number_at(words, j) for j in range(k)):
+            continue
+        # "15 not 12", "ni kumi na tano si kumi": the amount after "not" is the one replaced
+        old = replaced[0]
+        words = words[:k] + words[k + swap + replaced[1] :]
+        break
     # "paper 30 not 20", "30 not 20"
     if old is None and (len(words) >= 2 and words[-2] in ("not", "instead")) or words[-3:-1] == ["instead", "of"]:
         num = _number_at(words, len(words) - 1)

@@ -70,6 +70,7 @@ UNIT_ALIASES: dict[str, str] = {
     **dict.fromkeys(["crate", "crates", "kreti"], "crate"),
     **dict.fromkeys(["tray", "trays", "trei"], "tray"),
     **dict.fromkeys(["bundle", "bundles", "bdl"], "bundle"),
+    **dict.fromkeys(["sheet", "sheets", "shts"], "sheet"),
     **dict.fromkeys(["pair", "pairs", "pr", "prs", "jozi"], "pair"),
     **dict.fromkeys(["set", "sets"], "set"),
     **dict.fromkeys(["tablet", "tablets", "tab", "tabs"], "tablet"),
