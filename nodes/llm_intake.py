@@ -29,7 +29,8 @@ from nodes.commands import render_request, request_row
 from nodes.common import add_note, message_time, record, user_of
 from nodes.compose import t
 from prompts import INTAKE_PROMPT_VERSION, load_prompt
-from tools.intake_tools import LOOKUP_TOOLS, ROLE_TOOLS, SCHEMAS, LookupResult, run_lookup, tools_for
+from tools.intake_tools import LOOKUP_TOOLS, ROLE_TOOLS, SCHEMAS, LookupResult, run_lookup, schema_tokens, tools_for
+from tools.tokens import count_tokens
 from tools.units import convert, pack_size
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
@@ -38,15 +39,19 @@ if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer 
 log = logging.getLogger(__name__)
 MAX_CALLS_PER_TURN = 2
 #: Each window message is cut to this many characters for the model (keeps a full window within budget).
-WINDOW_CHARS = 100
+WINDOW_CHARS = 80
 #: At most this many unresolved texts of at most this many characters go to the model.
 UNRESOLVED_MAX, UNRESOLVED_CHARS = 2, 200
 #: At most this many draft lines are shown to the model (a longer draft is shown by its first lines).
 DRAFT_LINES_MAX = 10
 #: At most this many catalogue candidates and open questions are shown to the model.
-CANDIDATES_MAX, OPEN_MAX = 6, 4
+CANDIDATES_MAX, OPEN_MAX = 5, 4
+#: Characters of a draft line's description shown: matched lines are known by SKU, free-text ones by words.
+DESC_SKU_CHARS, DESC_FREE_CHARS = 24, 40
 #: Documented prompt budget: tokens (o200k_base) of the largest intake prompt, system + context + tool schemas.
 PROMPT_TOKEN_BUDGET = 1500
+#: Tokens a chat message costs beyond its content (role and separators; OpenAI's counting guidance).
+PER_MESSAGE = 4
 
 
 class RefusedToolCall(ValueError):
@@ -56,7 +61,7 @@ class RefusedToolCall(ValueError):
 def _candidate_row(item: Any) -> str:
     """``SKU | name | unit | price | 24 piece per pack`` (the pack size read from the item's name, if it states one)."""
     pack = pack_size(item)
-    row = f"{item.sku} | {item.name[:50]} | {item.unit} | {item.unit_price.amount}"
+    row = f"{item.sku} | {item.name[:40]} | {item.unit} | {item.unit_price.amount}"
     return row + (f" | {pack.count.normalize():f} {pack.unit} per {item.unit}" if pack else "")
 
 
@@ -81,14 +86,34 @@ def open_questions(state: dict[str, Any]) -> list[str]:
     return rows[:OPEN_MAX]
 
 
-def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[BaseMessage]:
-    """The model input: static system prompt, then the recent window, draft, open questions and candidates."""
+def build_messages(state: dict[str, Any], ctx: Context, today: date, *, reserve: int = 0) -> list[BaseMessage]:
+    """The model input: static system prompt, then the recent window, draft, open questions and candidates.
+
+    Args:
+        state: the procurement State.
+        ctx: the run's Context (catalogue, sites, window size).
+        today: the date relative dates are read against.
+        reserve: tokens the bound tool schemas take (:func:`tools.intake_tools.schema_tokens`). When given, the
+            oldest conversation lines are left out until system + context + ``reserve`` fit
+            :data:`PROMPT_TOKEN_BUDGET` (tokens, o200k_base, :data:`PER_MESSAGE` per message); the draft, open
+            questions, candidates and unresolved text are always kept.
+    """
     # The person's own words only: our replies are templates whose content the DRAFT section already carries.
-    window = [m for m in (state.get("window") or [])[-ctx.context_window :] if m.get("role") == "user"]
-    convo = "\n".join(f"- {m['text'][:WINDOW_CHARS]}" for m in window)
+    # This turn's messages that are shown in full under UNRESOLVED are not repeated in the conversation.
+    full = state.get("window") or []
+    turn_start = len(full) - len(state.get("inbound") or [])
+    shown = set((state.get("unresolved") or [])[-UNRESOLVED_MAX:])
+    window = [
+        m
+        for i, m in enumerate(full)
+        if i >= len(full) - ctx.context_window
+        and m.get("role") == "user"
+        and not (i >= turn_start and m.get("text") in shown)
+    ]
     lines = D.lines_of(state.get("draft"))
     draft_rows = [
-        f"{i}. {ln.sku or '-'} | {ln.description[:40]} | {ln.quantity} {ln.unit}"
+        f"{i}. {ln.sku or '-'} | {ln.description[: DESC_SKU_CHARS if ln.sku else DESC_FREE_CHARS]}"
+        f" | {ln.quantity} {ln.unit}"
         + (f" | which: {','.join(ln.candidates[:3])}" if ln.candidates and not ln.sku else "")
         for i, ln in enumerate(lines[:DRAFT_LINES_MAX], 1)
     ]
@@ -102,7 +127,7 @@ def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[Bas
             if row not in candidates:
                 candidates.append(row)
     draft = state.get("draft") or {}
-    body = (
+    head = (
         f"TODAY: {today.isoformat()}\nSITES: {', '.join(ctx.sites)}\n"
         f"DRAFT (site={draft.get('site') or '-'}, needed_by={draft.get('needed_by') or '-'}):\n"
         + ("\n".join(draft_rows) or "(empty)")
@@ -110,10 +135,18 @@ def build_messages(state: dict[str, Any], ctx: Context, today: date) -> list[Bas
         + ("; ".join(open_questions(state)) or "-")
         + "\nCANDIDATES:\n"
         + ("\n".join(candidates[:CANDIDATES_MAX]) or "(none)")
-        + f"\nCONVERSATION:\n{convo}\nUNRESOLVED:\n"
-        + "\n".join(unresolved)
+        + "\nCONVERSATION:\n"
     )
-    return [SystemMessage(load_prompt("intake.md")), HumanMessage(body)]
+    tail = "\nUNRESOLVED:\n" + "\n".join(unresolved)
+    convo_lines = [f"- {m['text'][:WINDOW_CHARS]}" for m in window]
+    system = load_prompt("intake.md")
+    body = head + "\n".join(convo_lines) + tail
+    if reserve:
+        fixed = count_tokens(system) + 2 * PER_MESSAGE + reserve
+        while convo_lines and fixed + count_tokens(body) > PROMPT_TOKEN_BUDGET:
+            convo_lines.pop(0)
+            body = head + "\n".join(convo_lines) + tail
+    return [SystemMessage(system), HumanMessage(body)]
 
 
 async def _record_usage(ctx: Context, msg: AIMessage, outcome: str, state: dict[str, Any]) -> tuple[int, int]:
@@ -236,7 +269,7 @@ async def call_model(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
     today = message_time(inbound[-1], ctx).date()
     allowed = ROLE_TOOLS[user.role]
     model = ctx.chat_model.bind_tools(tools_for(user.role))
-    messages = build_messages(state, ctx, today)
+    messages = build_messages(state, ctx, today, reserve=schema_tokens(user.role))
     calls_made = 0
     try:
         while True:

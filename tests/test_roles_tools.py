@@ -143,18 +143,38 @@ async def test_lookup_rechecks_role_even_without_the_graph(engine, seeded):
     assert res.refused == "PR-1" and res.requests == []
 
 
-def _tokens(state: dict, role: Role) -> int:
-    catalog = CatalogIndex(parse_catalog_csv(CATALOG_CSV.read_text()))
+class LongestNames(CatalogIndex):
+    """A catalogue whose search always returns the items with the longest names: the largest candidate list."""
+
+    def search(self, query: str, limit: int = 5):
+        return [(i, 50.0) for i in sorted(self.items, key=lambda i: -len(i.name))[:limit]]
+
+
+def _prompt(state: dict, role: Role, catalog: CatalogIndex) -> tuple[int, str]:
+    """Tokens of the prompt the node sends for ``role`` (system + context + bound tools), and its context text."""
     ctx = Context(catalog=catalog, sites=("Nairobi", "Mombasa", "Kisumu", "Nakuru", "Eldoret"), context_window=20)
-    msgs = build_messages(state, ctx, date(2026, 11, 18))
+    msgs = build_messages(state, ctx, date(2026, 11, 18), reserve=IT.schema_tokens(role))
     tools = json.dumps([convert_to_openai_tool(t) for t in IT.tools_for(role)])
-    return sum(count_tokens(str(m.content)) + PER_MESSAGE_OVERHEAD for m in msgs) + count_tokens(tools)
+    assert count_tokens(tools) == IT.schema_tokens(role)
+    return sum(count_tokens(str(m.content)) + PER_MESSAGE_OVERHEAD for m in msgs) + count_tokens(tools), str(
+        msgs[1].content
+    )
 
 
 def test_every_roles_full_prompt_fits_the_budget():
-    sizes = {role.value: _tokens(full_state(), role) for role in Role}
-    print(f"\nintake prompt tokens at a full window, per role: {sizes} (budget {PROMPT_TOKEN_BUDGET})")
+    items = parse_catalog_csv(CATALOG_CSV.read_text())
+    sizes = {role.value: _prompt(full_state(), role, CatalogIndex(items))[0] for role in Role}
+    # the worst case: a full window, every open question, and the longest catalogue candidates
+    worst = {**full_state(), "missing": ["clarify_item", "quantity", "site", "needed_by"]}
+    worst["window"] = [{"role": "user", "text": f"message {i} " + "x" * 120} for i in range(20)]
+    sized = {role.value: _prompt(worst, role, LongestNames(items)) for role in Role}
+    print(f"\nintake prompt tokens at a full window, per role: {sizes}; with the longest candidates and every open "
+          f"question: { {r: n for r, (n, _) in sized.items()} } (budget {PROMPT_TOKEN_BUDGET})")  # fmt: skip
     assert max(sizes.values()) <= PROMPT_TOKEN_BUDGET
+    for n, body in sized.values():
+        assert n <= PROMPT_TOKEN_BUDGET
+        assert "message 19 " in body and "CANDIDATES:\n(none)" not in body  # newest words and candidates kept
+    assert "message 0 " not in sized["admin"][1]  # the oldest conversation lines made room
 
 
 def test_model_sees_open_questions_slots_and_pack_sizes():

@@ -9,16 +9,20 @@ caller (the Context's user) may see, whatever the model asked. Deciding a reques
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.domain import Role
 from core.repo import User
 from tools import requests as R
+from tools.tokens import count_tokens
 
 
 class _Args(BaseModel):
@@ -258,3 +262,9 @@ def tools_for(role: Role) -> list[BaseTool]:
         )
         for name in ROLE_TOOLS[role]
     ]
+
+
+@cache
+def schema_tokens(role: Role) -> int:
+    """Tokens (o200k_base) the role's bound tool schemas take in a request, as OpenAI-style tool JSON."""
+    return count_tokens(json.dumps([convert_to_openai_tool(t) for t in tools_for(role)]))
