@@ -78,7 +78,8 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
 
 STALE_WORDS = {
     **dict.fromkeys(["add", "add to it", "add to old", "add to the old one", "continue", "same", "endelea", "ongeza"], "add"),
-    **dict.fromkeys(["new", "start new", "separate", "keep separate", "mpya", "new one", "a new one"], "new"),
+    **dict.fromkeys(["new", "start new", "separate", "keep separate", "mpya", "new one", "a new one", "start a new one",
+                     "new request", "anza upya", "upya", "anza mpya"], "new"),
 }
 """Typed answers to the stale-draft choice (the buttons send ``stale:add`` / ``stale:new``)."""
 

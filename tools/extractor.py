@@ -208,6 +208,8 @@ def _is_protected(toks: list[str], i: int, catalog: CatalogIndex) -> bool:
         return True
     if i == 0 or (i + 1 < len(toks) and normalize_unit(toks[i + 1], standalone=False) is not None):
         return False  # "cement 40 bags": a unit after the number makes it an amount
+    if normalize_unit(toks[i - 1], standalone=False) is not None:
+        return False  # "boxes 3", "mifuko kumi": a unit before the number (Swahili order) counts it
     return toks[i] in _named_numbers(catalog).get(singular(toks[i - 1]), ())
 
 
@@ -1071,7 +1073,7 @@ _ADD_CUES: tuple[tuple[str, ...], ...] = tuple(
     ]
 )  # fmt: skip
 _SOFT_CUES = frozenset(
-    {"instead", "actually", "only", "just", "rather", "sorry", "correction", "oops", "meant", "mean"}
+    {"instead", "actually", "only", "just", "rather", "sorry", "correction", "oops", "meant", "mean", "samahani"}
 )
 _NOISE = frozenset(
     {"actually", "instead", "rather", "sorry", "oh", "ok", "okay", "wait", "pls", "please", "kindly", "no",
@@ -1090,7 +1092,7 @@ _ADDITIVE_WORDS = frozenset({"add", "also", "more", "plus", "another", "extra", 
 _REF_PRONOUNS = frozenset({"it", "that", "this", "them", "those", "these", "one", "same", "quantity", "qty"})
 _REMOVE_TAIL = frozenset({"anymore", "any", "more", "please", "pls", "from", "list", "order", "request", "the"})
 # Words between a quantity and nothing else in "badilisha iwe 45" (Swahili: change it to be 45), "set to 30".
-_SET_FILLERS = frozenset({"to", "=", "into", "be", "should", "is", "iwe", "ziwe", "kuwa", "down", "up"})
+_SET_FILLERS = frozenset({"to", "=", "into", "be", "should", "is", "iwe", "ziwe", "kuwa", "down", "up", "ni", "it's", "its"})
 # "cancel the paper, keep the rest": clauses that confirm the other lines change nothing.
 _KEEP_REST_RE = re.compile(
     r"^(?:and\s+|but\s+)?(?:(?:keep|leave)\s+(?:the\s+|all\s+the\s+)?(?:rest|others|other\s+\w+|everything\s+else)"
@@ -1483,8 +1485,8 @@ def parse_edits(
             words = words[1:]
         if words[:1] == ["and"] and len(words) > 1 and (words[1] in _CLAUSE_STARTS or words[1] in _SET_CUES):
             words = words[1:]  # "by monday, and make it 3 staplers"
-        if _KEEP_REST_RE.match(" ".join(words)):
-            continue
+        if _KEEP_REST_RE.match(" ".join(words)) or _is_statement(clause):
+            continue  # "keep the rest", "we found one in the store": a reason, not a change
         parsed: list[Edit] | None = _edit_back(words, catalog)
         if parsed is None and previous == "add":
             parsed = _edit_count_of_added(words, edits, catalog)
