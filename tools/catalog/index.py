@@ -19,7 +19,9 @@ Scores are 0..100. For a query:
   the item has adds ``AGREE_BONUS``.
 
 Candidates are found through an inverted index (token -> items) plus the semantic top ``SEMANTIC_TOP``; nothing
-loops over the whole catalogue in Python, so a ``match()`` stays within milliseconds on 10,000 items.
+loops over the whole catalogue in Python, so a ``match()`` stays within milliseconds on 10,000 items. ``match()``
+does not embed a query whose lexical ranking is already decisive (a near-exact item far ahead of the rest): the
+embedding is most of the cost of a new query, and semantics cannot change that decision.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ CONFLICT_FACTOR = 0.5
 """Score factor for an item whose colour, size or grade contradicts the text."""
 AGREE_BONUS = 5.0
 """Points per attribute of the text (colour, size, grade) that the item has too."""
+LEXICAL_SURE = 85.0
+"""A lexical best at or above this, with no rival within ``2 * MARGIN``, is decided without embedding the query."""
 SEMANTIC_TOP = 30
 """How many nearest items by vector join the lexical candidates."""
 _LIGHT = 0.25  # weight share of numbers and pack words in coverage
@@ -360,7 +364,8 @@ class CatalogIndex:
 
     # -- ranking -----------------------------------------------------------------------------------------------
 
-    def _ranked(self, query: str) -> list[Scored]:
+    def _ranked(self, query: str, *, full: bool = True) -> list[Scored]:
+        """Rank items; ``full=False`` skips embedding the query when the lexical ranking is already decisive."""
         sku_hit = self._by_sku.get(query.strip().lower())
         if sku_hit is not None:
             return [Scored(self.items[sku_hit], 100.0, 0.0, (), 100.0)]
@@ -370,7 +375,7 @@ class CatalogIndex:
         lexical = self._lexical(qtoks)
         sem: np.ndarray[Any, Any] | None = None
         pool = set(lexical)
-        if self._vectors is not None:
+        if self._vectors is not None and (full or not self._decisive(lexical)):
             sem, near = self._semantic(query)
             pool.update(near)
         qcodes = any(is_code(t) for t in qtoks)
@@ -396,6 +401,12 @@ class CatalogIndex:
                 out.append(Scored(e.item, round(lex, 2), round(s_sem, 3), notes, round(score, 2)))
         out.sort(key=lambda s: (-s.score, self._by_sku[s.item.sku.lower()]))
         return out
+
+    @staticmethod
+    def _decisive(lexical: dict[int, float]) -> bool:
+        """A lexical ranking that semantics cannot change: a near-exact best item far ahead of the next."""
+        best = sorted(lexical.values(), reverse=True)[:2]
+        return bool(best) and best[0] >= LEXICAL_SURE and (len(best) == 1 or best[1] <= best[0] - 2 * MARGIN)
 
     def explain(self, query: str, limit: int = 10) -> list[Scored]:
         """Rank items with the parts of each score (lexical, semantic, attributes, final); see :class:`Scored`."""
@@ -425,7 +436,7 @@ class CatalogIndex:
             ``MARGIN`` points; ``ambiguous`` with every item within ``MARGIN`` of the best (and above
             ``CANDIDATE_MIN``) otherwise; ``none`` when nothing reaches ``CANDIDATE_MIN``.
         """
-        ranked = self._ranked(query)
+        ranked = self._ranked(query, full=False)
         if not ranked or ranked[0].score < CANDIDATE_MIN:
             return MatchResult("none")
         top = ranked[0].score

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db import EMBEDDING_DIM, catalog_items
 from core.domain import CatalogItem, Money
-from core.repo import CatalogImportError, upsert_catalog
+from core.repo import UNASSIGNED_SUPPLIER, CatalogImportError, upsert_catalog
 from tools.catalog.aliases import load_aliases
 from tools.catalog.embeddings import Embedder, item_text
 from tools.catalog.index import CatalogIndex
@@ -128,29 +128,60 @@ async def nearest(
     return [(r.sku, 1.0 - float(r.d)) for r in rows]
 
 
-async def items_from_erp(client: Any, *, currency: str, supplier: str = "UNASSIGNED") -> list[CatalogItem]:
-    """Read purchasable products from Tryton (``product.product``: code, name, purchase/default UoM, price).
+async def items_from_erp(client: Any, *, currency: str) -> list[CatalogItem]:
+    """Read the purchasable products of Tryton as catalogue items.
+
+    Reads ``product.product`` (code, name, purchase or default UoM, cost and list price) and the products'
+    ``purchase.product_supplier`` links with their ``purchase.product_supplier.price`` rows: the item's supplier
+    is the first supplier's party code and its price that supplier's price for the smallest quantity; without a
+    supplier price, the cost price, then the list price. UoM symbols become our units (``u`` -> ``piece``).
 
     Args:
-        client: a logged-in ``tools.erp.tryton.TrytonClient``.
-        currency: the company currency prices are in.
-        supplier: supplier code for every item (Tryton keeps suppliers per product; the first one is used when set).
+        client: a ``tools.erp.tryton.TrytonClient`` (logs in on first call).
+        currency: currency of cost and list prices (the company's); supplier prices carry their own.
 
     Returns:
-        Items with a code, in code order.
+        Items with a code, in code order (supplier ``UNASSIGNED`` when a product has none).
 
     Raises:
-        CatalogImportError: products without a usable price or unit, with their codes (nothing is imported).
+        CatalogImportError: products without a unit or a price, with their codes (nothing is imported).
     """
+    from tools.erp.tryton import canonical_unit
+
     rows = await client.model(
         "product.product",
         "search_read",
-        [["code", "!=", None], ["active", "=", True]],
+        [["code", "!=", None], ["purchasable", "=", True]],
         0,
         None,
         [["code", "ASC"]],
-        ["code", "name", "default_uom.symbol", "default_uom.name", "purchase_uom.symbol", "cost_price", "list_price"],
+        ["code", "name", "template", "default_uom.symbol", "purchase_uom.symbol", "cost_price", "list_price"],
     )
+    templates = sorted({int(r["template"]) for r in rows if r.get("template") is not None})
+    links = await client.model(
+        "purchase.product_supplier",
+        "search_read",
+        [["template", "in", templates]],
+        0,
+        None,
+        [["sequence", "ASC"], ["id", "ASC"]],
+        ["template", "party.code", "currency.code"],
+    )
+    supplier_of: dict[int, dict[str, Any]] = {}
+    for link in links:
+        supplier_of.setdefault(int(link["template"]), link)
+    prices = await client.model(
+        "purchase.product_supplier.price",
+        "search_read",
+        [["product_supplier", "in", [int(link["id"]) for link in supplier_of.values()]]],
+        0,
+        None,
+        [["quantity", "ASC"], ["id", "ASC"]],
+        ["product_supplier", "unit_price"],
+    )
+    price_of: dict[int, Decimal] = {}
+    for p in prices:
+        price_of.setdefault(int(p["product_supplier"]), Decimal(str(p["unit_price"])))
     items: list[CatalogItem] = []
     errors: list[tuple[int, str]] = []
     for n, row in enumerate(rows, start=1):
@@ -158,17 +189,27 @@ async def items_from_erp(client: Any, *, currency: str, supplier: str = "UNASSIG
         if not code:
             continue
         uom = (row.get("purchase_uom.") or {}).get("symbol") or (row.get("default_uom.") or {}).get("symbol")
-        price = row.get("cost_price") or row.get("list_price")
+        link = supplier_of.get(int(row["template"])) if row.get("template") is not None else None
+        price, cur = None, currency
+        if link is not None and int(link["id"]) in price_of:
+            price = price_of[int(link["id"])]
+            cur = (link.get("currency.") or {}).get("code") or currency
+        else:
+            for key in ("cost_price", "list_price"):
+                if row.get(key):
+                    price = Decimal(str(row[key]))
+                    break
         if not uom or price is None:
             errors.append((n, f"product {code}: no unit or price"))
             continue
+        supplier = str((link.get("party.") or {}).get("code") or "") if link is not None else ""
         items.append(
             CatalogItem(
                 sku=code,
                 name=str(row.get("name") or code),
-                unit=str(uom).lower(),
-                unit_price=Money(Decimal(str(price)), currency),
-                supplier=supplier,
+                unit=canonical_unit(str(uom)),
+                unit_price=Money(price, cur),
+                supplier=supplier.upper() or UNASSIGNED_SUPPLIER,
             )
         )
     if errors:
