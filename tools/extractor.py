@@ -33,9 +33,10 @@ from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, ExtractionResult, Line
 from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, is_code, singular, tokens
+from tools.catalog.attributes import agreements, conflicts, item_attributes, text_attributes
 from tools.catalog.text import has_digit
 from tools.extraction.numbers import ONES, SWAHILI_WORDS, TENS, number_word
-from tools.units import convert, normalize_unit, pack_size, tidy
+from tools.units import catalog_unit, convert, normalize_unit, pack_size, tidy
 
 UNSPECIFIED_UNIT = "unit"
 """``Line.unit`` of an ambiguous line whose candidates differ in unit and whose message named none."""
@@ -1198,7 +1199,13 @@ def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, so
         replaced = _number_at(words, k + swap) if swap else None
         if replaced is None or not any(_number_at(words, j) for j in range(k)):
             continue
-        # "15 not 12", "ni kumi na tano si kumi": the amount after "not" is the one replaced
+        # "15 not 12", "ni kumi na tano si kumi": the amount after "not" is the one replaced; "32.5 not 42.5"
+        # where 42.5 is in the item's name chooses a variant (left to the item edits)
+        if any(
+            words[k + swap] in _named_numbers(catalog).get(singular(t), ())
+            for ln in draft if ln.sku for t in tokens(ln.description)
+        ) and not any(ln.quantity == replaced[0] for ln in draft):
+            return None
         old = replaced[0]
         words = words[:k] + words[k + swap + replaced[1] :]
         break
@@ -1330,14 +1337,9 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
             if index is None or not new or _quantity_in(new, catalog) is not None:
                 continue
             old_item = catalog.get(draft[index].sku or "")
-            if old_item is None:
-                continue
-            wanted = {singular(t) for t in tokens(" ".join(new))}
-            product = [t for t in tokens(old_item.name) if not has_digit(t)]  # the kind of thing, not its grade
-            for item, _ in catalog.search(" ".join([*new, *product]), 8):
-                named = {singular(t) for t in tokens(item.name)}
-                if item.sku != old_item.sku and wanted <= named and _siblings(old_item, item):
-                    return [Edit("replace_item", index=index, line=_replaced(draft[index], item))]
+            sibling = _sibling_for(old_item, new, catalog) if old_item is not None else None
+            if sibling is not None:
+                return [Edit("replace_item", index=index, line=_replaced(draft[index], sibling))]
     for pattern in (
         r"^(?:change|switch|swap|replace|make)\s+(?P<ref>.+?)\s+(?:to|with|for|into)\s+(?P<new>.+)$",
         r"^(?P<new>.+?)\s+(?:not|instead\s+of|in\s+place\s+of)\s+(?P<ref>.+)$",
@@ -1360,21 +1362,23 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         index = _line_index(ref, draft, catalog)
         if index is None:
             return None
-        found = catalog.match(query)
-        if found.status != "match" or found.item is None:
-            candidates = [catalog.get(s) for s in draft[index].candidates]
-            sub = CatalogIndex([c for c in candidates if c is not None]).match(query)
-            if sub.status != "match" or sub.item is None:
-                return None
-            return [Edit("replace_item", index=index, line=_replaced(draft[index], sub.item))]
-        return [Edit("replace_item", index=index, line=_replaced(draft[index], found.item))]
+        line = draft[index]
+        choice = _choose_among(query, _line_items(line, catalog))
+        old_item = catalog.get(line.sku) if line.sku else None
+        if choice is None and old_item is not None:
+            choice = _sibling_for(old_item, target, catalog)  # "the 32.5 not 42.5": a variant of the item
+        if choice is None:
+            found = catalog.match(query)
+            choice = found.item if found.status == "match" else None
+        if choice is None or choice.sku == line.sku:
+            return None
+        return [Edit("replace_item", index=index, line=_replaced(line, choice))]
     # A bare choice: among the candidates of an ambiguous line first.
     for i, line in enumerate(draft):
-        if line.candidates:
-            items = [c for s in line.candidates if (c := catalog.get(s)) is not None]
-            sub = CatalogIndex(items).match(query)
-            if sub.status == "match" and sub.item is not None:
-                return [Edit("replace_item", index=i, line=_replaced(line, sub.item))]
+        if line.candidates and line.sku is None:
+            choice = _choose_among(query, _line_items(line, catalog))
+            if choice is not None:
+                return [Edit("replace_item", index=i, line=_replaced(line, choice))]
     # Else a sibling of a line's item ("26x" when the draft has the 26A), when the message says it corrects
     # ("instead", "I meant") or names only a product code: "a3 paper" alone may be an addition.
     if not soft and not all(is_code(t) for t in target):
@@ -1394,6 +1398,47 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         return None
     i = siblings[0]
     return [Edit("replace_item", index=i, line=_replaced(draft[i], new))]
+
+
+def _choose_among(text: str, items: Sequence[CatalogItem], unit: str | None = None) -> CatalogItem | None:
+    """The one item of ``items`` that the person's words single out, or ``None``.
+
+    Each item scores 3 per attribute of the text it has (colour, size, grade, the container named) and 1 per word
+    of the text in its name; an item that contradicts the text is out. The best must be alone at the top and
+    better than the rest: words that fit every item choose nothing ("the big one" among two sizes).
+
+    Args:
+        text: the person's words ("the 13kg", "orange", "22G blue", "the 20 litre jerrycans").
+        items: the items to choose from (a line's candidates, or an item's siblings).
+        unit: a unit the person named, canonical (``"jerrycan"``), which counts as a named container.
+    """
+    query = text_attributes(text)
+    words = {singular(t) for t in tokens(text) if not has_digit(t)} - _NOISE
+    scored: list[tuple[int, CatalogItem]] = []
+    for item in items:
+        attrs = item_attributes(item)
+        if conflicts(query, attrs):
+            continue
+        named = {singular(t) for t in tokens(item.name)}
+        score = 3 * len(agreements(query, attrs)) + len(words & named)
+        if unit is not None and catalog_unit(item) == unit and unit not in ("piece", "dozen"):
+            score += 3
+        scored.append((score, item))
+    if not scored:
+        return None
+    scored.sort(key=lambda si: -si[0])
+    best = scored[0][0]
+    if best <= 0 or (len(scored) > 1 and scored[1][0] == best):
+        return None
+    return scored[0][1]
+
+
+def _sibling_for(old: CatalogItem, new_words: list[str], catalog: CatalogIndex) -> CatalogItem | None:
+    """The variant of ``old`` that ``new_words`` name ("A3" for A4 paper, "32.5" for 42.5 cement), or ``None``."""
+    product = [t for t in tokens(old.name) if not has_digit(t)]  # the kind of thing, not its grade
+    found = catalog.search(" ".join([*new_words, *product]), 12)
+    siblings = [item for item, _ in found if item.sku != old.sku and _siblings(old, item)]
+    return _choose_among(" ".join(new_words), siblings)
 
 
 def _siblings(a: CatalogItem, b: CatalogItem) -> bool:
