@@ -988,3 +988,13 @@ def test_eval_model_comes_from_core_and_targets_any_openai_compatible_endpoint()
     assert type(model).__name__ == "ChatOpenAI"
     assert (model.model_name, model.openai_api_base, model.temperature) == ("local-model", "http://127.0.0.1:9/v1", 0)
     assert make_chat_model(Settings(LLM_MODEL=None)) is None
+
+
+def test_ci_gate_covers_every_suite_and_money_errors() -> None:
+    """scripts/test.sh checks all suites against evals/baseline.json, the held-out split and money errors included."""
+    recorded = json.loads((ROOT / "evals" / "baseline.json").read_text(encoding="utf-8"))["datasets"]
+    assert set(suites.DATASET_NAMES) <= set(recorded)
+    assert all(isinstance(entry.get("money_errors"), int | float) for entry in recorded.values())
+    script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    gate = next(line for line in script.splitlines() if "--check-baseline" in line)
+    assert "eval --model none --check-baseline" in gate and "--dataset" not in gate
