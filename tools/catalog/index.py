@@ -12,8 +12,8 @@ Scores are 0..100. For a query:
   that carries codes, and an item without any code scores ``CODE_PENALTY`` times less.
 * **semantic** (when vectors are given): cosine of the query's vector to each item's, calibrated per query
   as ``clip((cosine - median cosine over the catalogue - floor) / span, 0, 1)`` (the model's noise floor and
-  span), blended
-  ``max(lexical, (1 - w) * lexical + w * 100 * semantic)``: semantics add recall and never lower a lexical hit.
+  span), fused as ``lexical + w * semantic * (100 - lexical)``: the semantic evidence fills part of what the
+  words left unexplained, so it adds recall, breaks lexical ties and never lowers a lexical hit.
 * **attributes** (:mod:`tools.catalog.attributes`): an item whose colour, size or grade contradicts the text is
   multiplied by ``CONFLICT_FACTOR`` (it cannot win over a compatible one); each attribute the text states that
   the item has adds ``AGREE_BONUS``.
@@ -231,7 +231,7 @@ class CatalogIndex:
         self._query_vectors: dict[str, Vectors] = {}
         if self._embedder is not None and self.items:
             if item_vectors is None:
-                texts = [item_text(i.name, i.category, i.aliases) for i in self.items]
+                texts = [item_text(i) for i in self.items]
                 item_vectors = self._embedder.passages(texts)
             vecs = np.asarray(item_vectors, dtype=np.float32)
             if vecs.ndim != 2 or vecs.shape[0] != len(self.items):
@@ -389,7 +389,7 @@ class CatalogIndex:
                 continue  # a code conflict is not overruled by semantics
             lex = lexical.get(idx, 0.0)
             s_sem = float(sem[idx]) if sem is not None else 0.0
-            score = max(lex, (1.0 - w) * lex + w * 100.0 * s_sem)
+            score = lex + w * s_sem * (100.0 - lex)
             notes: tuple[str, ...] = ()
             if has_attrs and score > 0:
                 iattrs = item_attributes(e.item)

@@ -42,7 +42,7 @@ def item_vectors(embedder: Embedder, items: Sequence[CatalogItem]) -> list[list[
     if embedder.dim != EMBEDDING_DIM:
         raise ValueError(f"model {embedder.name} gives {embedder.dim} dimensions; the column holds {EMBEDDING_DIM}")
     out: list[list[float]] = []
-    texts = [item_text(i.name, i.category, i.aliases) for i in items]
+    texts = [item_text(i) for i in items]
     for start in range(0, len(texts), EMBED_BATCH):
         out.extend(embedder.passages(texts[start : start + EMBED_BATCH]).tolist())
         log.info("embedded %d/%d catalogue items", min(start + EMBED_BATCH, len(texts)), len(texts))
@@ -95,7 +95,7 @@ async def load_index(conn: AsyncConnection | AsyncEngine, embedder: Embedder | N
                 missing.append(i)
         if missing:
             log.warning("%d catalogue items have no stored embedding; embedding them in memory", len(missing))
-            texts = [item_text(items[i].name, items[i].category, items[i].aliases) for i in missing]
+            texts = [item_text(items[i]) for i in missing]
             vectors[missing] = embedder.passages(texts)
     return CatalogIndex(items, embed=embedder, item_vectors=vectors, aliases=learned)
 
