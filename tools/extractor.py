@@ -33,7 +33,14 @@ from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, ExtractionResult, Line
 from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, is_code, singular, tokens
-from tools.catalog.attributes import agreements, conflicts, item_attributes, text_attributes
+from tools.catalog.attributes import (
+    ItemAttributes,
+    agreements,
+    conflicts,
+    grade_matches,
+    item_attributes,
+    text_attributes,
+)
 from tools.catalog.text import has_digit
 from tools.extraction.numbers import ONES, SWAHILI_WORDS, TENS, number_word
 from tools.units import catalog_unit, convert, normalize_unit, pack_size, tidy
@@ -764,6 +771,18 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
                               explicit_quantity=qty is not None)  # fmt: skip
         return _ItemParse(dataclasses.replace(line, candidates=[only.sku]))
     if result.status == "ambiguous":
+        chosen = _reconcile(query, [item for item, _ in result.candidates], unit)
+        if chosen is not None:
+            item = chosen
+            if qty is not None and unit is None:
+                unit = _counted_unit(item, qty.value, toks[qty.end :])
+            quantity = qty.value if qty else Decimal(1)
+            return _ItemParse(_line_for_item(item, quantity, unit, CHECK_CONFIDENCE + 0.1,
+                                             explicit_quantity=qty is not None))  # fmt: skip
+        if qty is not None and unit is None:
+            counted = {_counted_unit(item, qty.value, toks[qty.end :]) for item, _ in result.candidates}
+            if counted == {"piece"}:
+                unit = "piece"  # "100 paper cups" of cups sold in packs: pieces, whichever pack is chosen
         units = {item.unit for item, _ in result.candidates}
         line_unit = unit or (units.pop() if len(units) == 1 else UNSPECIFIED_UNIT)
         confidence = _match_confidence(result) * (1.0 if qty else DEFAULT_QUANTITY_FACTOR)
@@ -794,6 +813,34 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     if any(len(t) >= 4 for t in rest):
         return _ItemParse(None, unresolved=query)
     return None
+
+
+def _reconcile(query: str, candidates: list[CatalogItem], unit: str | None) -> CatalogItem | None:
+    """The one candidate the text settles, or ``None``.
+
+    The only one sold in the container the person named ("2 buckets white paint"); else the only one whose
+    product words the text names all of ("paper cups 8oz": the cups, not the lids for paper cups).
+    """
+    if unit is not None and unit not in ("piece", "dozen"):
+        same = [item for item in candidates if catalog_unit(item) == unit]
+        if len(same) == 1:
+            return same[0]
+    words = {singular(t) for t in tokens(query)}
+    asked = text_attributes(query)
+    extra = [_unnamed(item_attributes(item), words, asked) for item in candidates]
+    best = min(extra)
+    if best == 0 and extra.count(best) == 1:
+        return candidates[extra.index(best)]
+    return None
+
+
+def _unnamed(attrs: ItemAttributes, words: set[str], asked: ItemAttributes) -> int:
+    """How many of an item's words and attributes (grade, colour, size) the text does not name."""
+    count = len(set(attrs.words) - words) + len(attrs.colours - asked.colours)
+    count += sum(1 for g in attrs.grades if not any(grade_matches(q, g) for q in asked.grades))
+    count += sum(1 for m in attrs.measures if not any(q.dimension == m.dimension and q.base == m.base
+                                                      for q in asked.measures))  # fmt: skip
+    return count
 
 
 def _better(a: MatchResult, b: MatchResult) -> bool:
@@ -834,11 +881,13 @@ def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | 
     words = [t for t in after if t not in ("of", "more", "x")]
     if pack is None or pack.unit != "piece" or pack.count <= 1 or not words or value < pack.count:
         return None
-    last = words[-1]
-    if normalize_unit(last) is not None or not re.fullmatch(r"[a-z]+", last):
-        return None
     nouns = {t for text in (item.name, *item.aliases) for t in tokens(text)}
-    return "piece" if singular(last) in nouns else None
+    last = words[-1]
+    if re.fullmatch(r"[a-z]+", last) and normalize_unit(last) is None and singular(last) in nouns:
+        return "piece"
+    # "100 paper cups 8oz": a plural noun of the item among the words, whatever follows it
+    plural = [w for w in words if re.fullmatch(r"[a-z]+", w) and singular(w) != w and normalize_unit(w) is None]
+    return "piece" if any(singular(w) in nouns for w in plural) else None
 
 
 def _correction_cue(toks: list[str]) -> tuple[int, int, bool] | None:
@@ -1131,7 +1180,7 @@ def _line_index(ref: list[str], draft: list[Line], catalog: CatalogIndex) -> int
         vocab = {singular(t) for text in texts for t in tokens(text)}
         score = 0.0
         for w in words:
-            if w in vocab:
+            if w in vocab or (has_digit(w) and any(grade_matches(w, v) for v in vocab if has_digit(v))):
                 score += 1.0
             elif len(w) >= 5 and any(len(v) >= 4 and OSA.distance(w, v) <= 1 for v in vocab):
                 score += 0.75
@@ -1354,6 +1403,14 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
     if not target:
         return None
     query = " ".join(target)
+    if ref is None:
+        # An answer to "which one?" may name a size ("the 13kg", "the 20 litre jerrycans"): chosen by attributes.
+        for i, line in enumerate(draft):
+            if line.candidates and line.sku is None:
+                choice = _choose_among(query, _line_items(line, catalog))
+                if choice is not None and (_quantity_in(target, catalog) is None or _attribute_choice(query, choice)):
+                    return [Edit("replace_item", index=i, line=_replaced(line, choice))]
+                break
     if _quantity_in(target, catalog) is not None and (ref is None or all(t in _REF_PRONOUNS for t in ref)):
         return None  # "5 a3 paper" asks for something; it does not choose
     if ref is not None and all(t in _REF_PRONOUNS for t in ref) and len(draft) > 1:
@@ -1431,6 +1488,12 @@ def _choose_among(text: str, items: Sequence[CatalogItem], unit: str | None = No
     if best <= 0 or (len(scored) > 1 and scored[1][0] == best):
         return None
     return scored[0][1]
+
+
+def _attribute_choice(text: str, item: CatalogItem) -> bool:
+    """Whether the numbers in ``text`` are the item's own size or grade ("13kg" of ``GAS LPG 13KG``)."""
+    query = text_attributes(text)
+    return bool(query.measures or query.grades) and bool(agreements(query, item_attributes(item)))
 
 
 def _sibling_for(old: CatalogItem, new_words: list[str], catalog: CatalogIndex) -> CatalogItem | None:
