@@ -86,7 +86,8 @@ def generate(n: int, seed: int = 7) -> list[CatalogItem]:
                 " - " if pack[0].isalpha() and pack not in ("BAG", "TIN", "JERRYCAN", "BUCKET", "DRUM") else " "
             ) + pack
         if name in names:
-            name += f" {rng.choice(['TYPE', 'GRADE', 'REF'])} {len(names) % 97}"
+            # ERP masters tell such near-duplicates apart by a manufacturer part number
+            name += f" PN {rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}{rng.randint(100, 99999)}"
             if name in names:
                 continue
         names.add(name)

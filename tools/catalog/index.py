@@ -61,6 +61,8 @@ CONFLICT_FACTOR = 0.5
 """Score factor for an item whose colour, size or grade contradicts the text."""
 AGREE_BONUS = 5.0
 """Points per attribute of the text (colour, size, grade) that the item has too."""
+LEXICAL_POOL = 120
+"""How many items, by weighted query coverage, are scored in full (the rest cannot be close to the best)."""
 LEXICAL_SURE = 85.0
 """A lexical best at or above this, with no rival within ``2 * MARGIN``, is decided without embedding the query."""
 SEMANTIC_TOP = 30
@@ -211,7 +213,12 @@ class CatalogIndex:
         for idx, e in enumerate(self._entries):
             for t in e.vocab:
                 postings.setdefault(t, []).append(idx)
-        self._postings = postings
+        self._postings = {t: np.asarray(p, dtype=np.int32) for t, p in postings.items()}
+        # Tie-break for the candidate pool: among items explaining the query equally, shorter names first.
+        self._shortness = np.asarray([1e-4 * min(len(k) for k in e.keys) for e in self._entries], dtype=np.float64)
+        self._attributes = [item_attributes(i) for i in self.items]
+        self._key_lights = [[(k, [_light(t) for t in k], sum(_light(t) for t in k) or 1.0) for k in e.keys]
+                            for e in self._entries]  # fmt: skip
         self.vocabulary: frozenset[str] = frozenset(postings)
         """Every token of every key (including joined pairs such as ``hardhat``)."""
         n = max(len(self._entries), 1)
@@ -221,7 +228,17 @@ class CatalogIndex:
         for t in self.vocabulary:
             if not has_digit(t):
                 self._words_by_len.setdefault(len(t), []).append(t)
-        self._codes = [t for t in self.vocabulary if has_digit(t)]
+        # Code lookups: "26a" names "cf226a" (a suffix), "26" or "42.5" names "26a" or "42.5n" (number + letters).
+        self._code_suffix: dict[str, list[str]] = {}
+        self._code_lead: dict[str, list[str]] = {}
+        for v in self.vocabulary:
+            if not is_code(v):
+                continue
+            for k in range(1, len(v) - 1):
+                self._code_suffix.setdefault(v[k:], []).append(v)
+            lead = _LEADING.match(v)
+            if lead and v[lead.end() :].isalpha():
+                self._code_lead.setdefault(lead.group(0), []).append(v)
         self._credit_cache: dict[str, dict[str, float]] = {}
         self._embedder: Embedder | None = None
         if embed is not None:
@@ -269,12 +286,11 @@ class CatalogIndex:
         if qt in self.vocabulary:
             out[qt] = 1.0
         if has_digit(qt):
-            for v in self._codes:
-                if v == qt or not is_code(v):
-                    continue
-                if is_code(qt) and len(qt) >= 2 and v.endswith(qt):
+            if is_code(qt) and len(qt) >= 2:
+                for v in self._code_suffix.get(qt, ()):
                     out[v] = 1.0  # "26a" names "cf226a"
-                elif is_number(qt) and (lead := _LEADING.match(v)) and lead.group(0) == qt and v[len(qt) :].isalpha():
+            elif is_number(qt):
+                for v in self._code_lead.get(qt, ()):
                     out[v] = 0.8  # "26" could be "26a" or "26x"; "42.5" is "42.5n"
         elif len(qt) == 3:
             # A three-letter word may only be a four-letter word missing its last letter ("blu" for "blue").
@@ -306,12 +322,23 @@ class CatalogIndex:
         ]
         total_weight = sum(weights) or 1.0
         code_credits = [cr for t, cr in zip(qtoks, credits, strict=True) if is_code(t)]
-        candidates: set[int] = set()
-        for cr in credits:
-            for v in cr:
-                candidates.update(self._postings.get(v, ()))
+        # Query coverage of every item at once from the postings (numpy); only the best LEXICAL_POOL items by
+        # coverage are scored in full.
+        cover = np.zeros(len(self._entries), dtype=np.float64)
+        for cr, w in zip(credits, weights, strict=True):
+            if not cr:
+                continue
+            best = np.zeros(len(self._entries), dtype=np.float64)
+            for v, c in cr.items():
+                ids = self._postings[v]
+                best[ids] = np.maximum(best[ids], c)
+            cover += w * best
+        pool = np.flatnonzero(cover)
+        if len(pool) > LEXICAL_POOL:
+            ranked = cover[pool] - self._shortness[pool]
+            pool = pool[np.argpartition(-ranked, LEXICAL_POOL - 1)[:LEXICAL_POOL]]
         scores: dict[int, float] = {}
-        for idx in candidates:
+        for idx in pool.tolist():
             e = self._entries[idx]
             missing_code = any(not any(v in e.vocab for v in cr) for cr in code_credits)
             if missing_code and e.codes:
@@ -330,8 +357,8 @@ class CatalogIndex:
                 continue
             qcov = total / total_weight
             kcov = max(
-                sum(matched.get(t, 0.0) * _light(t) for t in key) / (sum(_light(t) for t in key) or 1.0)
-                for key in e.keys
+                sum(matched.get(t, 0.0) * lt for t, lt in zip(key, lights, strict=True)) / denom
+                for key, lights, denom in self._key_lights[idx]
             )
             scores[idx] = (50.0 * qcov + 50.0 * kcov) * (CODE_PENALTY if missing_code else 1.0)
         return scores
@@ -392,7 +419,7 @@ class CatalogIndex:
             score = lex + w * s_sem * (100.0 - lex)
             notes: tuple[str, ...] = ()
             if has_attrs and score > 0:
-                iattrs = item_attributes(e.item)
+                iattrs = self._attributes[idx]
                 bad = conflicts(qattrs, iattrs)
                 good = agreements(qattrs, iattrs)
                 notes = tuple(f"-{b}" for b in bad) + tuple(f"+{g}" for g in good)
