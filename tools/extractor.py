@@ -1382,11 +1382,11 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         # "make the paper A3": the words naming a line, then what differs; the rest of the item stays
         for cut in range(len(words) - 1, 1, -1):
             index = _line_index(words[1:cut], draft, catalog)
-            new = [t for t in words[cut:] if t not in _NOISE]
-            if index is None or not new or _quantity_in(new, catalog) is not None:
+            new_words = [t for t in words[cut:] if t not in _NOISE]
+            if index is None or not new_words or _quantity_in(new_words, catalog) is not None:
                 continue
             old_item = catalog.get(draft[index].sku or "")
-            sibling = _sibling_for(old_item, new, catalog) if old_item is not None else None
+            sibling = _sibling_for(old_item, new_words, catalog) if old_item is not None else None
             if sibling is not None:
                 return [Edit("replace_item", index=index, line=_replaced(draft[index], sibling))]
     for pattern in (
