@@ -328,11 +328,11 @@ class CatalogIndex:
         for cr, w in zip(credits, weights, strict=True):
             if not cr:
                 continue
-            best = np.zeros(len(self._entries), dtype=np.float64)
+            hits = np.zeros(len(self._entries), dtype=np.float64)
             for v, c in cr.items():
                 ids = self._postings[v]
-                best[ids] = np.maximum(best[ids], c)
-            cover += w * best
+                hits[ids] = np.maximum(hits[ids], c)
+            cover += w * hits
         pool = np.flatnonzero(cover)
         if len(pool) > LEXICAL_POOL:
             ranked = cover[pool] - self._shortness[pool]
