@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from core.repo import User
+from nodes.effects import ApprovalThreads, FulfilmentQueue
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Context:
         context_window: how many recent messages the LLM sees.
         now: clock override (tests, evals); ``None`` uses the message time.
         turn_id: the turn being run (for usage records).
+        approvals: runs approval threads for the effect nodes (the worker's, on its checkpointer); ``None``
+            leaves approval effects in the State for the caller (Studio, graph tests, evaluations).
+        fulfilment: creates fulfilments and enqueues their jobs for the effect nodes; ``None`` when this
+            process places no orders.
         draft_ttl_hours: a draft idle longer than this (hours) is shown before new text is added to it.
     """
 
@@ -47,5 +52,7 @@ class Context:
     context_window: int = 20
     now: datetime | None = None
     turn_id: int | None = None
+    approvals: ApprovalThreads | None = None
+    fulfilment: FulfilmentQueue | None = None
     draft_ttl_hours: float = 24.0
     extras: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,8 @@
                             | open_ticket | answer_ticket | answer_catalog | handle_media | interpret_text
                             | skip_message -> route_next ...
            -> after_messages -> call_model (LLM, only for unresolved text and only with a model) -> respond
+           -> start_approval -> supersede_approval -> resume_approval -> retry_fulfilment (effect nodes, each only
+              when the turn has effects of its kind; see nodes.effects)
 
 Every message of a turn is routed deterministically; the LLM node runs at most once per turn. Compiled
 without a checkpointer for Studio and tests; the worker compiles ``builder`` with the Postgres checkpointer.
@@ -18,6 +20,15 @@ from graphs.context import Context
 from graphs.state import State
 from nodes.commands import answer_catalog, handle_command
 from nodes.decisions import handle_button, handle_reason
+from nodes.effects import (
+    EFFECT_NODES,
+    effects_after,
+    resume_approval,
+    retry_fulfilment,
+    route_effects_after,
+    start_approval,
+    supersede_approval,
+)
 from nodes.intake import handle_confirmation, handle_media, interpret_text, skip_message
 from nodes.llm_intake import call_model
 from nodes.respond import ingest, respond
@@ -54,6 +65,10 @@ builder.add_node("skip_message", skip_message)
 builder.add_node("after_messages", after_messages)
 builder.add_node("call_model", call_model)
 builder.add_node("respond", respond)
+builder.add_node("start_approval", start_approval)
+builder.add_node("supersede_approval", supersede_approval)
+builder.add_node("resume_approval", resume_approval)
+builder.add_node("retry_fulfilment", retry_fulfilment)
 
 builder.add_edge(START, "ingest")
 builder.add_conditional_edges("ingest", route_next)
@@ -61,7 +76,8 @@ for name in HANDLERS:
     builder.add_conditional_edges(name, route_next)
 builder.add_conditional_edges("after_messages", route_model)
 builder.add_edge("call_model", "respond")
-builder.add_edge("respond", END)
+for name in ("respond", *EFFECT_NODES):
+    builder.add_conditional_edges(name, route_effects_after(name), [*effects_after(name), END])
 
 graph = builder.compile(name="procurement")
 

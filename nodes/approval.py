@@ -20,6 +20,11 @@ if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer 
     from graphs.context import Context
 
 
+def approval_thread_id(request_id: int, revision: int) -> str:
+    """Thread id of a request revision's approval: ``approval:PR-12:r2``."""
+    return f"approval:PR-{request_id}:r{revision}"
+
+
 class ApprovalInterrupt(TypedDict):
     """Payload of the approval interrupt (what Studio and the worker see while the thread waits).
 

@@ -1,7 +1,8 @@
 """Button and list replies: confirm or cancel a draft, pick a candidate, approve or reject, retry an order.
 
-Approval decisions are validated here (so a stale or foreign button gets a clear answer at once) and applied
-by resuming the request's approval thread (``Command(resume=...)``), which re-checks them in the database.
+Approval decisions are validated here (so a stale or foreign button gets a clear answer at once) and recorded
+as effects: the ``resume_approval`` effect node (:mod:`nodes.effects`) resumes the request's approval thread
+(``Command(resume=...)``), which re-checks them in the database.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
         lines = D.lines_of(draft)
         item = ctx.catalog.get(sku) if ctx.catalog else None
         if item is None or not (0 <= idx < len(lines)) or sku not in (lines[idx].candidates or [lines[idx].sku or ""]):
-            return {**base, "notes": add_note(state, "That choice is no longer open."), "show_summary": True}
+            return {**base, "notes": add_note(state, t("choice_closed")), "show_summary": True}
         ln = lines[idx]
         if ln.sku is None:
             await learn_choice(runtime, ln.description, item.sku, msg)
@@ -127,10 +128,10 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
         return {
             **base,
             "effects": [*(state.get("effects") or []), effect],
-            "notes": add_note(state, "Retrying the order…"),
+            "notes": add_note(state, t("fulfil_retrying")),
         }
 
-    return {**base, "notes": add_note(state, "That button is no longer active.")}
+    return {**base, "notes": add_note(state, t("button_inactive"))}
 
 
 async def handle_reason(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:

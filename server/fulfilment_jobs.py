@@ -1,11 +1,12 @@
-"""Fulfilment on arq: the ``place_fulfilment`` job, the turn-effect hook that enqueues it, and a sweeper.
+"""Fulfilment on arq: the ``place_fulfilment`` job, the queue the effect nodes enqueue it with, and a sweeper.
 
 The work lives in :mod:`tools.fulfilment`; this module wires it into the worker process:
 
 * :func:`install` (called by ``server.worker.startup``) builds one :class:`~tools.fulfilment.Fulfiller` per worker
-  and sets ``services.extras["fulfilment"]``, the hook :meth:`server.turns.TurnRunner.apply_effect` calls for
-  ``{"type": "fulfil", "request_id"}`` (after an approval) and ``{"type": "retry_fulfilment", "fulfilment_id",
-  "by"}`` (a Retry press). Nothing heavy starts here: the ERP client and Chromium start with their first order.
+  and sets ``services.extras["fulfilment"]`` to a :class:`FulfilmentJobs`, which the turn runner injects as
+  ``Context.fulfilment``: the graphs' effect nodes (``enqueue_fulfilment`` after an approval, ``retry_fulfilment``
+  on a Retry press, see :mod:`nodes.effects`) call it. Nothing heavy starts here: the ERP client and Chromium
+  start with their first order.
 * one job per fulfilment round, enqueued under a stable ``_job_id`` (``fulfil:<id>:<retries>``), so a turn that is
   re-run after a crash enqueues nothing twice;
 * a sweeper task re-enqueues fulfilments left ``placing`` by a dead worker or whose job was lost (arq does not
@@ -97,34 +98,54 @@ def _notifier(services: Services) -> Any:
     return notify
 
 
-async def apply_effect(services: Services, effect: dict[str, Any], ctx: Any) -> None:
-    """The ``services.extras["fulfilment"]`` hook: create fulfilments and enqueue their jobs (idempotent).
+class FulfilmentJobs:
+    """The worker's fulfilment queue, injected as ``Context.fulfilment``: fulfilments created, jobs enqueued.
+
+    Implements :class:`nodes.effects.FulfilmentQueue`; both operations are idempotent (stable job ids).
 
     Args:
-        services: the worker's services (after :func:`install`).
-        effect: ``{"type": "fulfil", "request_id": n}`` or ``{"type": "retry_fulfilment", "fulfilment_id": n,
-            "by": user_id}``.
-        ctx: the turn's :class:`graphs.context.Context` (``provider``, ``turn_id``).
+        services: the worker's services (Redis for the queue).
+        fulfiller: the worker's :class:`~tools.fulfilment.Fulfiller`.
     """
-    fulfiller: Fulfiller = services.extras["fulfiller"]
-    provider = getattr(ctx, "provider", None) or "meta"
-    if effect["type"] == "fulfil":
-        if not await fulfiller.enabled():
-            log.info(
-                "fulfilment is not configured (no ERP_URL, no suppliers): PR-%s stays approved", effect["request_id"]
-            )
-            return
-        for f in await fulfiller.create_for_request(int(effect["request_id"]), provider=provider):
+
+    def __init__(self, services: Services, fulfiller: Fulfiller) -> None:
+        self.services = services
+        self.fulfiller = fulfiller
+
+    async def request(self, request_id: int, *, provider: str) -> int:
+        """An approved request: one fulfilment per supplier, each job enqueued once (``fulfil:<id>:<retries>``).
+
+        With no ERP and no registered supplier (a fresh embedded install) nothing is written and the request
+        stays ``approved``.
+
+        Returns:
+            Jobs enqueued now (0 when they were already queued, or fulfilment is off).
+        """
+        if not await self.fulfiller.enabled():
+            log.info("fulfilment is not configured (no ERP_URL, no suppliers): PR-%s stays approved", request_id)
+            return 0
+        n = 0
+        for f in await self.fulfiller.create_for_request(request_id, provider=provider):
             if f.state in OPEN_STATES:
-                await enqueue(services, f.id, job_id(f.id, f.retries))
-        return
-    if effect["type"] == "retry_fulfilment":
-        token = f"turn{getattr(ctx, 'turn_id', None) or 0}"
-        outcome = await fulfiller.retry(int(effect["fulfilment_id"]), int(effect["by"]), provider=provider, token=token)
+                n += await enqueue(self.services, f.id, job_id(f.id, f.retries))
+        return n
+
+    async def retry(self, fulfilment_id: int, by: int, *, provider: str, token: str) -> str:
+        """A Retry press by user ``by`` (role re-checked by the fulfiller); enqueues the round's job when due.
+
+        Args:
+            fulfilment_id: from the button id ``retry:<id>``.
+            by: the presser's user id (the turn's sender).
+            provider: channel to answer on.
+            token: identifies the press (``turn<id>``), for the answer's idempotency key.
+
+        Returns:
+            The outcome's status (``queued``, ``not_allowed``, ``missing``, ``placed``, ``cancelled``).
+        """
+        outcome = await self.fulfiller.retry(fulfilment_id, by, provider=provider, token=token)
         if outcome.job_id is not None and outcome.fulfilment is not None:
-            await enqueue(services, outcome.fulfilment.id, outcome.job_id)
-        return
-    log.warning("fulfilment hook got an unknown effect %r", effect)
+            await enqueue(self.services, outcome.fulfilment.id, outcome.job_id)
+        return outcome.status
 
 
 async def sweep_once(services: Services) -> int:
@@ -137,7 +158,7 @@ async def sweep_once(services: Services) -> int:
 
 
 def install(services: Services, *, sweeper: bool = True, **fulfiller_options: Any) -> Fulfiller:
-    """Set up fulfilment in a worker: the :class:`Fulfiller`, the turn-effect hook and the sweeper task.
+    """Set up fulfilment in a worker: the :class:`Fulfiller`, the :class:`FulfilmentJobs` queue and the sweeper.
 
     Args:
         services: the process services.
@@ -145,7 +166,8 @@ def install(services: Services, *, sweeper: bool = True, **fulfiller_options: An
         **fulfiller_options: passed to :class:`Fulfiller` (tests: ``browser_pool``, ``erp``, ``storage``).
 
     Returns:
-        The fulfiller (also ``services.extras["fulfiller"]``).
+        The fulfiller (also ``services.extras["fulfiller"]``; the queue is ``services.extras["fulfilment"]``,
+        which the turn runner injects as ``Context.fulfilment``).
     """
     fulfiller = Fulfiller(
         services.engine,
@@ -155,11 +177,7 @@ def install(services: Services, *, sweeper: bool = True, **fulfiller_options: An
         **fulfiller_options,
     )
     services.extras["fulfiller"] = fulfiller
-
-    async def hook(effect: dict[str, Any], ctx: Any) -> None:
-        await apply_effect(services, effect, ctx)
-
-    services.extras["fulfilment"] = hook
+    services.extras["fulfilment"] = FulfilmentJobs(services, fulfiller)
     if sweeper:
         with contextlib.suppress(RuntimeError):  # no running loop: a caller that sweeps itself
             services.extras["fulfilment_sweeper"] = asyncio.get_running_loop().create_task(
@@ -188,7 +206,7 @@ async def close(services: Services) -> None:
 __all__ = [
     "JOBS",
     "JOB_NAME",
-    "apply_effect",
+    "FulfilmentJobs",
     "close",
     "enqueue",
     "install",

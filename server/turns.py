@@ -8,7 +8,9 @@ burst's first and last message; every message enqueues a deferred ``run_turn`` j
 Running (worker): a Redis lock per chat gives one turn per chat at a time across workers; the turn claims
 every unclaimed inbox row of the chat in PostgreSQL (``turn_id``), runs the procurement graph with the
 Postgres checkpointer (``thread_id`` = ``<provider>:<chat id>``), sends the replies through the idempotent
-outbox and applies the effects (approval threads). Messages that arrive during a turn form the next turn.
+outbox. The turn's business side effects (approval threads, fulfilment) are nodes of the graphs
+(:mod:`nodes.effects`), run with the approval-thread runner and fulfilment queue this module puts into the
+Context. Messages that arrive during a turn form the next turn.
 A turn left ``running`` by a killed worker is resumed from its checkpoint by the next job or the sweeper.
 """
 
@@ -30,7 +32,9 @@ from core.db import inbox, turns
 from core.repo import get_user
 from graphs.context import Context
 from nodes.compose import t, text_msg
+from nodes.effects import OUTBOX_KEY
 from server import outbox, tracing
+from server.approval_threads import ApprovalThreadRunner
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +197,32 @@ async def finish_turn(
         await conn.execute(update(inbox).where(inbox.c.turn_id == turn_id).values(processed_at=func.now()))
 
 
+async def send_outbox(
+    engine: AsyncEngine, channels: dict[str, Any], provider: str, turn_id: int, messages: list[dict[str, Any]]
+) -> None:
+    """Send a turn's outbound messages in order, each exactly once.
+
+    Replies to the chat are keyed ``turn:<id>:<index>``; a message an effect node keyed itself (``outbox_key``:
+    the approver's buttons under their approval thread's key, see :func:`nodes.effects.keyed`) is sent under that
+    key, so a re-run node or a second turn touching the same thread never sends it twice.
+    """
+    channel = channels[provider]
+    index = 0
+    for msg in messages:
+        key = msg.get(OUTBOX_KEY)
+        if key is None:
+            await outbox.send_one(engine, channel, f"turn:{turn_id}:{index}", msg, turn_id=turn_id)
+            index += 1
+        else:
+            await outbox.send_one(engine, channel, key, {k: v for k, v in msg.items() if k != OUTBOX_KEY})
+
+
 class TurnRunner:
-    """Runs turns and applies their effects; one per worker process.
+    """Runs turns: claims a chat's inbox rows, runs the procurement graph, hands its outbox to the sender.
+
+    One per worker process. Side effects are graph nodes; the runner only gives them their clients through the
+    Context: :attr:`approvals` (the approval graph on the same checkpointer) and ``services.extras["fulfilment"]``
+    (the fulfilment queue, when :func:`server.fulfilment_jobs.install` ran).
 
     Args:
         services: the process services (engine, redis, channels, settings, model).
@@ -206,6 +234,10 @@ class TurnRunner:
         self.s = services
         self.procurement = procurement
         self.approval = approval
+        self.approvals = ApprovalThreadRunner(approval, self._approval_trace)
+
+    async def _approval_trace(self, thread_id: str, request_id: int, ctx: Context) -> dict[str, Any]:
+        return await tracing.turn_config("approval", ctx, thread_id=thread_id, request_id=request_id)
 
     async def context_for(self, provider: str, chat_id: str, user: Any, turn_id: int | None) -> Context:
         """The per-turn Context: identity from the database, clients from the process."""
@@ -224,10 +256,12 @@ class TurnRunner:
             context_window=st.CONTEXT_WINDOW_MESSAGES,
             turn_id=turn_id,
             draft_ttl_hours=st.DRAFT_TTL_HOURS,
+            approvals=self.approvals,
+            fulfilment=self.s.extras.get("fulfilment"),
         )
 
     async def run(self, provider: str, chat_id: str) -> str:
-        """The ``run_turn`` job body: lock the chat, claim, run the graph, send, apply effects.
+        """The ``run_turn`` job body: lock the chat, claim, run the graph, send its outbox.
 
         Raises:
             arq.Retry: the chat is busy with another turn, or a retryable send failure (sent parts are kept).
@@ -265,9 +299,7 @@ class TurnRunner:
         if row is None:
             return
         await finish_turn(self.s.engine, row.id, status="failed", error=error)
-        msg = text_msg(
-            chat_id, "Sorry, something went wrong on our side. Your message is saved; please try again shortly."
-        )
+        msg = text_msg(chat_id, t("turn_failed"))
         try:
             await outbox.send_all(
                 self.s.engine, self.s.channels, provider, f"turn:{row.id}:failed", [msg], turn_id=row.id
@@ -309,11 +341,7 @@ class TurnRunner:
         else:
             result = await self._invoke({"inbound": messages, "turn_id": turn_id}, config, ctx)
         graph_ms = int((time.perf_counter() - started) * 1000)
-        await outbox.send_all(
-            s.engine, s.channels, provider, f"turn:{turn_id}", list(result.get("outbound") or []), turn_id=turn_id
-        )
-        for i, effect in enumerate(result.get("effects") or []):
-            await self.apply_effect(effect, ctx, key=f"turn:{turn_id}:effect:{i}")
+        await send_outbox(s.engine, s.channels, provider, turn_id, list(result.get("outbound") or []))
         await finish_turn(s.engine, turn_id, graph_ms=graph_ms)
 
     async def _store_media(self, provider: str, messages: list[dict[str, Any]]) -> None:
@@ -348,87 +376,6 @@ class TurnRunner:
         async for _ in self.procurement.astream(payload, config, context=ctx, stream_mode="updates"):
             await asyncio.sleep(delay)
         return dict((await self.procurement.aget_state(config)).values)
-
-    async def apply_effect(self, effect: dict[str, Any], ctx: Context, *, key: str) -> None:
-        """Carry out one effect of a turn (idempotent: safe when a re-run applies it again)."""
-        from langgraph.types import Command
-
-        from graphs.approval import approval_thread_id
-
-        kind = effect["type"]
-        if kind in ("start_approval", "resume_approval"):
-            thread = approval_thread_id(effect["request_id"], effect["revision"])
-            trace = await tracing.turn_config("approval", ctx, thread_id=thread, request_id=effect["request_id"])
-            cfg = {**trace, "configurable": {"thread_id": thread}}
-            snap = await self.approval.aget_state(cfg)
-            if kind == "start_approval":
-                if not snap.values:
-                    st = await self.approval.ainvoke(
-                        {"request_id": effect["request_id"], "revision": effect["revision"]}, cfg, context=ctx
-                    )
-                else:
-                    st = snap.values
-                await outbox.send_all(
-                    self.s.engine, self.s.channels, ctx.provider, f"{thread}:ask", list(st.get("outbound") or [])
-                )
-                if effect["revision"] > 1:
-                    await self.apply_effect(
-                        {
-                            "type": "resume_approval",
-                            "request_id": effect["request_id"],
-                            "revision": effect["revision"] - 1,
-                            "decision": "superseded",
-                            "by": None,
-                        },
-                        ctx,
-                        key=key + ":superseded",
-                    )
-                return
-            if snap.next:
-                st = await self.approval.ainvoke(
-                    Command(resume={k: effect.get(k) for k in ("decision", "by", "reason")}), cfg, context=ctx
-                )
-            elif snap.values and snap.values.get("decision"):
-                st = snap.values
-            else:
-                return  # the thread never started, or is not waiting: nothing to resume
-            await outbox.send_all(
-                self.s.engine, self.s.channels, ctx.provider, f"{thread}:decided", list(st.get("outbound") or [])
-            )
-            for j, eff in enumerate(st.get("effects") or []):
-                await self.apply_effect(eff, ctx, key=f"{thread}:effect:{j}")
-            return
-        if kind == "cancelled":
-            from tools import requests as R
-
-            req = await R.get_request(self.s.engine, effect["request_id"])
-            if req is None:
-                return
-            await self.apply_effect(
-                {
-                    "type": "resume_approval",
-                    "request_id": req.id,
-                    "revision": req.revision,
-                    "decision": "superseded",
-                    "by": None,
-                },
-                ctx,
-                key=key + ":close",
-            )
-            if req.approver is not None:
-                msg = text_msg(
-                    req.approver.wa_id, t("cancelled_approver", number=req.number, requester=req.requester.display_name)
-                )
-                await outbox.send_all(self.s.engine, self.s.channels, ctx.provider, f"{key}:notify", [msg])
-            return
-        if kind in ("fulfil", "retry_fulfilment"):
-            hook = self.s.extras.get("fulfilment")
-            if hook is not None:
-                await hook(effect, ctx)
-            else:
-                log.info("no fulfilment configured; effect %s left for the fulfilment worker", effect)
-            return
-        log.warning("unknown effect %r", effect)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -37,7 +37,7 @@ from core.db import audit_log, catalog_items, fulfilments, purchase_requests
 from core.domain import Line
 from core.repo import get_user, load_catalog, upsert_suppliers
 from server.cli import app as cli_app
-from server.fulfilment_jobs import apply_effect, close, enqueue, install, jobs_for, sweep_once
+from server.fulfilment_jobs import FulfilmentJobs, close, enqueue, install, jobs_for, sweep_once
 from server.services import Services, redis_settings
 from tests.erp_fixtures import *  # noqa: F403 - tryton_database, tryton_server
 from tests.erp_fixtures import RunningTryton
@@ -125,15 +125,19 @@ class Stack:
     def engine(self) -> Any:
         return self.services.engine
 
+    @property
+    def queue(self) -> FulfilmentJobs:
+        """The queue the worker injects as ``Context.fulfilment`` (what the effect nodes call)."""
+        queue: FulfilmentJobs = self.services.extras["fulfilment"]
+        return queue
+
     async def fulfil(self, request_id: int) -> None:
-        """What the turn worker does with the approval's ``fulfil`` effect."""
-        await apply_effect(
-            self.services, {"type": "fulfil", "request_id": request_id}, SimpleNamespace(provider="meta")
-        )
+        """What the approval graph's ``enqueue_fulfilment`` node does after an approval."""
+        await self.queue.request(request_id, provider="meta")
 
     async def press_retry(self, fulfilment_id: int, by: int, turn_id: int) -> None:
-        effect = {"type": "retry_fulfilment", "fulfilment_id": fulfilment_id, "by": by}
-        await apply_effect(self.services, effect, SimpleNamespace(provider="meta", turn_id=turn_id))
+        """What the ``retry_fulfilment`` node does with a Retry press of turn ``turn_id``."""
+        await self.queue.retry(fulfilment_id, by, provider="meta", token=f"turn{turn_id}")
 
     async def drain(self, timeout: float = 120) -> Worker:
         """Run the queue until it is empty (deferred retries included), like one arq worker process would."""
