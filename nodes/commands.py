@@ -11,7 +11,7 @@ from nodes.common import add_note, current, record, user_of
 from nodes.compose import fmt_date, render_lines, t
 from nodes.routing import command_of
 from tools import requests as R
-from tools.extractor import answer_query
+from tools.extraction import answer_query
 from tools.intake_tools import SEE_ALL, may_see_request
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time

@@ -19,7 +19,7 @@ from nodes.common import add_note, current, record, user_of
 from nodes.compose import t
 from nodes.intake import _complete, _today, learn_choice, resolve_stale, submit_draft
 from tools import requests as R
-from tools.units import convert
+from tools.extraction.units import convert
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain import Line
-from tools.extractor import Edit
+from tools.extraction import Edit
 
 
 def empty_draft() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from tools import requests as R
 from tools.catalog import tokens
 from tools.catalog.aliases import learn as learn_alias
 from tools.catalog.text import has_digit
-from tools.extractor import extract, parse_edits
+from tools.extraction import extract, parse_edits
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context

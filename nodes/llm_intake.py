@@ -29,9 +29,9 @@ from nodes.commands import render_request, request_row
 from nodes.common import add_note, message_time, record, user_of
 from nodes.compose import t
 from prompts import INTAKE_PROMPT_VERSION, load_prompt
+from tools.extraction.units import convert, pack_size
 from tools.intake_tools import LOOKUP_TOOLS, ROLE_TOOLS, SCHEMAS, LookupResult, run_lookup, schema_tokens, tools_for
 from tools.tokens import count_tokens
-from tools.units import convert, pack_size
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context

@@ -24,7 +24,7 @@ from nodes.compose import (
     t,
     text_msg,
 )
-from tools.units import pack_size
+from tools.extraction.units import pack_size
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from tools.extractor import is_catalog_question
+from tools.extraction import is_catalog_question
 from tools.tickets import complaint_of
 
 Intent = Literal[

@@ -18,7 +18,7 @@ import pytest
 
 from core.domain import CatalogItem, Line, Money
 from tools.catalog import CatalogIndex
-from tools.extractor import (
+from tools.extraction import (
     UNSPECIFIED_UNIT,
     Edit,
     answer_query,
@@ -26,7 +26,7 @@ from tools.extractor import (
     is_catalog_question,
     parse_edits,
 )
-from tools.units import convert, normalize_unit, pack_size
+from tools.extraction.units import convert, normalize_unit, pack_size
 
 CATALOG_CSV = Path(__file__).resolve().parents[1] / "examples" / "catalog.csv"
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=ZoneInfo("Africa/Nairobi"))

@@ -1,0 +1,254 @@
+"""One item segment into a purchase-request line: match, unit conversion, pieces vs packs, self-corrections."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from core.domain import CatalogItem, Line
+from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, singular, tokens
+from tools.extraction.lexicon import (
+    _CHATTER_MAX,
+    _NUM_RE,
+    _REFERENCE_WORDS,
+    _SELF_CORRECTIONS,
+    _WEAK_CORRECTIONS,
+    AMBIGUOUS_MAX,
+    CHECK_CONFIDENCE,
+    DEFAULT_QUANTITY_FACTOR,
+    FREE_TEXT_CONFIDENCE,
+    NOT_CONVERTED_MAX,
+    UNSPECIFIED_UNIT,
+)
+from tools.extraction.quantities import _item_words
+from tools.extraction.reconcile import _better, _reconcile
+from tools.extraction.units import convert, normalize_unit, pack_size, tidy
+
+
+@dataclass(slots=True)
+class _ItemParse:
+    line: Line | None
+    unresolved: str | None = None
+
+
+def _match_confidence(result: MatchResult) -> float:
+    if result.status == "match":
+        return round(min(1.0, 0.6 + 0.4 * (result.score - MATCH_MIN) / (100.0 - MATCH_MIN)), 3)
+    if result.status == "ambiguous":
+        return round(min(AMBIGUOUS_MAX, 0.2 + 0.3 * result.score / 100.0), 3)
+    return FREE_TEXT_CONFIDENCE
+
+
+def _line_for_item(
+    item: CatalogItem,
+    quantity: Decimal,
+    unit: str | None,
+    confidence: float,
+    *,
+    explicit_quantity: bool = True,
+) -> Line:
+    """A catalogue line, converting the requested quantity to the catalogue unit when exact.
+
+    When the conversion is not exact the requested quantity and unit are kept, the price is left out (a
+    price per box times a count of pieces would be wrong) and the confidence drops below the ask threshold.
+    """
+    conv = convert(quantity, unit, item)
+    if not explicit_quantity:
+        confidence *= DEFAULT_QUANTITY_FACTOR
+    if not conv.exact:
+        return Line(
+            description=item.name,
+            quantity=conv.quantity,
+            unit=conv.unit,
+            sku=item.sku,
+            unit_price=None,
+            confidence=round(min(confidence, NOT_CONVERTED_MAX), 3),
+            proposal=None if conv.proposal is None else str(conv.proposal),
+        )
+    return Line(
+        description=item.name,
+        quantity=conv.quantity,
+        unit=conv.unit,
+        sku=item.sku,
+        unit_price=item.unit_price,
+        confidence=round(confidence, 3),
+        asked=f"{tidy(quantity)} {unit}" if conv.converted and unit else None,
+    )
+
+
+def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
+    """Read one item segment (fillers already removed) into a line, or ``None`` when it holds nothing."""
+    qty, rest = _item_words(toks, catalog)
+    if qty is not None and qty.value <= 0:
+        return None  # "all prices are zero": nothing is ordered in zeros
+    statement = getattr(toks, "statement", False)
+    query = " ".join(rest)
+    if not tokens(query) or all(t in _REFERENCE_WORDS for t in rest):
+        return None
+    result = catalog.match(query)
+    tail = getattr(toks, "tail", ())
+    if tail:
+        # "cooking oil for the kitchen": the purpose may name the item's use or just where it goes.
+        longer = catalog.match(" ".join([*rest, *tail]))
+        if _better(longer, result):
+            result, query = longer, " ".join([*rest, *tail])
+    if qty is None and result.status != "none" and _chatter(query, catalog):
+        return None
+    unit = qty.unit if qty else None
+    # "3 box files": the unit word may belong to the name.
+    if qty is not None and qty.unit_index is not None:
+        alt_query = " ".join([toks[qty.unit_index], *rest])
+        alt = catalog.match(alt_query)
+        main_conv = convert(qty.value, unit, result.item) if result.item else None
+        no_rule = main_conv is not None and not main_conv.exact and not main_conv.fractional
+        if alt.status == "match" and (result.status != "match" or (no_rule and alt.score >= result.score)):
+            alt_conv = convert(qty.value, unit, alt.item) if alt.item else None
+            if result.status == "ambiguous" and alt_conv is not None and (alt_conv.exact or alt_conv.fractional):
+                result = alt  # "3 reams of a4 for the printer": the unit confirms the item; it stays the unit
+            else:
+                result, unit, query = alt, None, alt_query
+    if result.status == "match" and result.item is not None:
+        item = result.item
+        # "20 toilet rolls", "10 a4 reams": the last word is the pack's inner unit.
+        if qty is not None and unit is None and rest and not (len(rest) > 1 and _NUM_RE.fullmatch(rest[-2])):
+            tail = normalize_unit(rest[-1])
+            pack = pack_size(item)
+            if tail is not None and pack is not None and tail == pack.unit and tail != item.unit:
+                unit = tail
+        if qty is not None and unit is None:
+            unit = _counted_unit(item, qty.value, toks[qty.end :])
+        quantity = qty.value if qty else Decimal(1)
+        line = _line_for_item(item, quantity, unit, _match_confidence(result), explicit_quantity=qty is not None)
+        if qty is None and _is_plural(rest[-1]):
+            # "need bleach and mops": several, but how many is not said; asked rather than assumed to be 1.
+            line = dataclasses.replace(
+                line,
+                unit_price=None,
+                asked=None,
+                proposal=None,
+                confidence=round(min(line.confidence, NOT_CONVERTED_MAX), 3),
+            )
+        return _ItemParse(line)
+    if result.status == "ambiguous" and len(result.candidates) == 1:
+        # One close item, not a sure match: priced and shown in the summary for the person to check (marked by
+        # ``candidates == [sku]``), not asked about in a separate question.
+        only = result.candidates[0][0]
+        line = _line_for_item(only, qty.value if qty else Decimal(1), unit, CHECK_CONFIDENCE,
+                              explicit_quantity=qty is not None)  # fmt: skip
+        return _ItemParse(dataclasses.replace(line, candidates=[only.sku]))
+    if result.status == "ambiguous":
+        chosen = _reconcile(query, [item for item, _ in result.candidates], unit)
+        if chosen is not None:
+            item = chosen
+            if qty is not None and unit is None:
+                unit = _counted_unit(item, qty.value, toks[qty.end :])
+            quantity = qty.value if qty else Decimal(1)
+            return _ItemParse(_line_for_item(item, quantity, unit, CHECK_CONFIDENCE + 0.1,
+                                             explicit_quantity=qty is not None))  # fmt: skip
+        if qty is not None and unit is None:
+            counted = {_counted_unit(item, qty.value, toks[qty.end :]) for item, _ in result.candidates}
+            if counted == {"piece"}:
+                unit = "piece"  # "100 paper cups" of cups sold in packs: pieces, whichever pack is chosen
+        units = {item.unit for item, _ in result.candidates}
+        line_unit = unit or (units.pop() if len(units) == 1 else UNSPECIFIED_UNIT)
+        confidence = _match_confidence(result) * (1.0 if qty else DEFAULT_QUANTITY_FACTOR)
+        return _ItemParse(
+            Line(
+                description=query,
+                quantity=tidy(qty.value) if qty else Decimal(1),
+                unit=line_unit,
+                sku=None,
+                confidence=round(confidence, 3),
+                candidates=result.skus,
+            )
+        )
+    # Nothing in the catalogue: a free-text line when a count says it is a request, unless the clause only
+    # states a fact ("we are 25 people").
+    if statement:
+        return None
+    if qty is not None and not (qty.unit is None and toks[qty.start] in ("a", "an") and qty.start > 0):
+        return _ItemParse(
+            Line(
+                description=query,
+                quantity=tidy(qty.value),
+                unit=unit or UNSPECIFIED_UNIT,
+                confidence=FREE_TEXT_CONFIDENCE,
+            ),
+            unresolved=query,
+        )
+    if any(len(t) >= 4 for t in rest):
+        return _ItemParse(None, unresolved=query)
+    return None
+
+
+def _is_plural(word: str) -> bool:
+    """An English plural noun ("mops", "batteries"), not a unit word or a code."""
+    return word.isalpha() and len(word) > 3 and singular(word) != word and normalize_unit(word) is None
+
+
+def _chatter(query: str, catalog: CatalogIndex) -> bool:
+    """Whether words without a quantity reach the catalogue only through typos of short words.
+
+    "Friday is fine" ~ "file", "mark this approved" ~ "mask": conversation, not an item.
+    """
+    words = tokens(query)
+    if any(w in catalog.vocabulary for w in words):
+        return False
+    return all(len(w) <= _CHATTER_MAX or catalog.match(w).status == "none" for w in words)
+
+
+def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | None:
+    """``"piece"`` when a count names the things packed inside the item rather than its packs.
+
+    "100 blue biros" of pens sold in boxes of 50, "12 AA batteries" sold in packs of 4, "make it 20 markers":
+    the count comes first, the words after it end with a noun of the item itself (not a unit), the item's
+    name states how many pieces one unit holds, and the count is at least one full unit. Smaller counts
+    ("3 notebooks") stay in the catalogue unit.
+    """
+    pack = pack_size(item)
+    words = [t for t in after if t not in ("of", "more", "x")]
+    if pack is None or pack.unit != "piece" or pack.count <= 1 or not words or value < pack.count:
+        return None
+    nouns = {t for text in (item.name, *item.aliases) for t in tokens(text)}
+    last = words[-1]
+    if re.fullmatch(r"[a-z]+", last) and normalize_unit(last) is None and singular(last) in nouns:
+        return "piece"
+    # "100 paper cups 8oz": a plural noun of the item among the words, whatever follows it
+    plural = [w for w in words if re.fullmatch(r"[a-z]+", w) and singular(w) != w and normalize_unit(w) is None]
+    return "piece" if any(singular(w) in nouns for w in plural) else None
+
+
+def _correction_cue(toks: list[str]) -> tuple[int, int, bool] | None:
+    """Where a self-correction cue ("no wait", "sorry", "I mean") sits in a segment: (start, end, weak)."""
+    for i in range(len(toks)):
+        for cue in _SELF_CORRECTIONS:
+            if tuple(toks[i : i + len(cue)]) == cue:
+                return i, i + len(cue), cue in _WEAK_CORRECTIONS
+    return None
+
+
+def _corrected(before: list[str], after: list[str], catalog: CatalogIndex, weak: bool) -> list[list[str]]:
+    """The item segment(s) from "<before> no wait <after>": the later words win, the rest is kept.
+
+    "fifty bags of cement" + "sixty bags" -> "sixty bags cement"; "5 boxes a4 paper" + "a3 paper" ->
+    "5 boxes a3 paper"; a complete later item replaces the earlier one, except after a weak cue when it names
+    another item ("5 mops, and actually 3 helmets" keeps both).
+    """
+    qa, words_a = _item_words(before, catalog)
+    qb, words_b = _item_words(after, catalog)
+    if words_b and not all(t in _REFERENCE_WORDS for t in words_b):
+        if qb is not None and weak and words_a:
+            a, b = catalog.match(" ".join(words_a)), catalog.match(" ".join(words_b))
+            if a.skus[:1] != b.skus[:1] or not a.skus:
+                return [before, after]
+        if qb is not None or qa is None:
+            return [after]
+        return [before[qa.start : qa.end] + words_b]
+    if qb is None:
+        return [before]
+    number = after[qb.start : qb.end]
+    if qb.unit is None and qa is not None and qa.unit_index is not None:
+        number = [*number, before[qa.unit_index]]
+    return [number + words_a]

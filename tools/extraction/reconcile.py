@@ -1,0 +1,116 @@
+"""Reconciling the words with catalogue items: choices by attribute, variants of an item, better readings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from core.domain import CatalogItem
+from tools.catalog import CatalogIndex, MatchResult, singular, tokens
+from tools.catalog.attributes import (
+    ItemAttributes,
+    agreements,
+    conflicts,
+    grade_matches,
+    item_attributes,
+    text_attributes,
+)
+from tools.catalog.text import has_digit
+from tools.extraction.lexicon import _NOISE
+from tools.extraction.units import catalog_unit
+
+
+def _reconcile(query: str, candidates: list[CatalogItem], unit: str | None) -> CatalogItem | None:
+    """The one candidate the text settles, or ``None``.
+
+    The only one sold in the container the person named ("2 buckets white paint"); else the only one whose
+    product words the text names all of ("paper cups 8oz": the cups, not the lids for paper cups).
+    """
+    if unit is not None and unit not in ("piece", "dozen"):
+        same = [item for item in candidates if catalog_unit(item) == unit]
+        if len(same) == 1:
+            return same[0]
+    words = {singular(t) for t in tokens(query)}
+    asked = text_attributes(query)
+    extra = [_unnamed(item_attributes(item), words, asked) for item in candidates]
+    best = min(extra)
+    if best == 0 and extra.count(best) == 1:
+        return candidates[extra.index(best)]
+    return None
+
+
+def _unnamed(attrs: ItemAttributes, words: set[str], asked: ItemAttributes) -> int:
+    """How many of an item's words and attributes (grade, colour, size) the text does not name."""
+    count = len(set(attrs.words) - words) + len(attrs.colours - asked.colours)
+    count += sum(1 for g in attrs.grades if not any(grade_matches(q, g) for q in asked.grades))
+    count += sum(1 for m in attrs.measures if not any(q.dimension == m.dimension and q.base == m.base
+                                                      for q in asked.measures))  # fmt: skip
+    return count
+
+
+def _better(a: MatchResult, b: MatchResult) -> bool:
+    """Whether match ``a`` reads the text better than ``b``: a surer kind, or the same kind scoring higher."""
+    rank = {"match": 2, "ambiguous": 1, "none": 0}
+    if rank[a.status] != rank[b.status]:
+        return rank[a.status] > rank[b.status]
+    if a.status == "ambiguous" and len(a.candidates) != len(b.candidates):
+        return len(a.candidates) < len(b.candidates)
+    return a.status != "none" and a.score > b.score
+
+
+def _choose_among(text: str, items: Sequence[CatalogItem], unit: str | None = None) -> CatalogItem | None:
+    """The one item of ``items`` that the person's words single out, or ``None``.
+
+    Each item scores 3 per attribute of the text it has (colour, size, grade, the container named) and 1 per word
+    of the text in its name; an item that contradicts the text is out. The best must be alone at the top and
+    better than the rest: words that fit every item choose nothing ("the big one" among two sizes).
+
+    Args:
+        text: the person's words ("the 13kg", "orange", "22G blue", "the 20 litre jerrycans").
+        items: the items to choose from (a line's candidates, or an item's siblings).
+        unit: a unit the person named, canonical (``"jerrycan"``), which counts as a named container.
+    """
+    query = text_attributes(text)
+    words = {singular(t) for t in tokens(text) if not has_digit(t)} - _NOISE
+    scored: list[tuple[int, CatalogItem]] = []
+    for item in items:
+        attrs = item_attributes(item)
+        if conflicts(query, attrs):
+            continue
+        named = {singular(t) for t in tokens(item.name)}
+        score = 3 * len(agreements(query, attrs)) + len(words & named)
+        if unit is not None and catalog_unit(item) == unit and unit not in ("piece", "dozen"):
+            score += 3
+        scored.append((score, item))
+    if not scored:
+        return None
+    scored.sort(key=lambda si: -si[0])
+    best = scored[0][0]
+    if best <= 0 or (len(scored) > 1 and scored[1][0] == best):
+        return None
+    return scored[0][1]
+
+
+def _attribute_choice(text: str, item: CatalogItem) -> bool:
+    """Whether the numbers in ``text`` are the item's own size or grade ("13kg" of ``GAS LPG 13KG``)."""
+    query = text_attributes(text)
+    return bool(query.measures or query.grades) and bool(agreements(query, item_attributes(item)))
+
+
+def _sibling_for(old: CatalogItem, new_words: list[str], catalog: CatalogIndex) -> CatalogItem | None:
+    """The variant of ``old`` that ``new_words`` name ("A3" for A4 paper, "32.5" for 42.5 cement), or ``None``."""
+    product = [t for t in tokens(old.name) if not has_digit(t)]  # the kind of thing, not its grade
+    found = catalog.search(" ".join([*new_words, *product]), 12)
+    siblings = [item for item, _ in found if item.sku != old.sku and _siblings(old, item)]
+    return _choose_among(" ".join(new_words), siblings)
+
+
+def _siblings(a: CatalogItem, b: CatalogItem) -> bool:
+    """Two variants of one product (HP 26A / 26X, A4 / A3 paper): same category, similar non-code words."""
+    if a.category != b.category or a.unit != b.unit:
+        return False
+    wa = {t for t in tokens(a.name) if not re.search(r"\d", t)}
+    wb = {t for t in tokens(b.name) if not re.search(r"\d", t)}
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / min(len(wa), len(wb)) >= 0.75

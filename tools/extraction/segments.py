@@ -1,0 +1,182 @@
+"""A request message into item segments and lines: clauses, statements, purpose phrases, ``extract``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from core.domain import ExtractionResult
+from tools.catalog import CatalogIndex
+from tools.extraction.items import _corrected, _correction_cue, _parse_item
+from tools.extraction.lexicon import _BULLET_RE, _REMARK_MIN_WORDS, _REMARK_RE
+from tools.extraction.places import _find_date, _find_site
+from tools.extraction.quantities import (
+    _is_item_word,
+    _item_words,
+    _number_at,
+    _prepare,
+    _spec_numbers,
+    _split_and,
+    _split_quantities,
+    _strip_fillers,
+    _tokenize,
+)
+
+
+class _Seg(list[str]):
+    """An item segment's tokens, with what the clause around it says.
+
+    Attributes:
+        statement: the clause states a fact ("we are 25 people", "we found one in the store"): it may name a
+            catalogue item but never makes a free-text line.
+        tail: words of a purpose or place phrase cut from the end ("for the kitchen", "under the slab"),
+            tried with and without when matching the catalogue.
+    """
+
+    statement: bool = False
+    tail: tuple[str, ...] = ()
+
+
+# A clause that starts with a subject and a verb of being or having states a fact; it asks for nothing.
+_SUBJECTS = frozenset({"we", "i", "they", "there", "it", "he", "she", "you", "everyone", "tuko", "kuna"})
+
+
+_STATEMENT_VERBS = frozenset(
+    {"are", "is", "am", "was", "were", "have", "has", "had", "found", "got", "still", "already", "used", "ran",
+     "bought", "received", "'re", "'ve", "s"}
+)  # fmt: skip
+
+
+_LEAD_INS = frozenset({"and", "but", "so", "ok", "okay", "sorry", "oh", "also", "because", "since", "as"})
+
+
+# A purpose or place after the item: "for the kitchen", "for working at height", "kwa jikoni", "under the slab".
+_PURPOSE_WORDS = frozenset({"for", "kwa", "under", "at", "in", "into", "inside", "on", "from"})
+
+
+def _is_statement(toks: list[str]) -> bool:
+    """Whether a clause's words (before fillers are removed) state a fact rather than ask for something."""
+    words = [t for t in toks if t not in _LEAD_INS]
+    if len(words) >= 2 and words[0] in _SUBJECTS and words[1] in _STATEMENT_VERBS:
+        return not (len(words) > 2 and words[2] in ("need", "want", "require", "going"))
+    if words[:1] == ["we're"] or words[:1] == ["there's"]:
+        return True
+    return bool(words) and words[0] in ("found", "got", "have", "has") and "need" not in words
+
+
+def _purpose_tail(toks: list[str], catalog: CatalogIndex) -> tuple[list[str], tuple[str, ...]]:
+    """Cut a trailing purpose or place phrase from a clause's raw tokens: (rest, cut words without fillers).
+
+    The phrase starts at the last purpose word that has item words before it and no quantity after it.
+    """
+    for k in range(len(toks) - 1, 0, -1):
+        if toks[k] not in _PURPOSE_WORDS:
+            continue
+        after = toks[k + 1 :]
+        if not after or any(_number_at(after, j) is not None for j in range(len(after))):
+            continue
+        before = _strip_fillers(toks[:k])
+        if not any(_is_item_word(t) for t in before):
+            continue
+        return toks[:k], tuple(_strip_fillers(after))
+    return toks, ()
+
+
+def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[list[str]]:
+    """Fold self-corrections and stray quantities into the item they belong to.
+
+    "fifty bags of cement no wait sixty bags" is one item of sixty bags; in "out of toilet paper, need like
+    10 packs" the quantity alone follows the item it counts.
+    """
+    pieces: list[list[str] | bool] = []  # a bool marks a correction cue (True: a weak one)
+    for seg in segments:
+        while seg:
+            found = _correction_cue(seg)
+            if found is None:
+                pieces.append(seg)
+                break
+            if found[0] > 0:
+                pieces.append(seg[: found[0]])
+            pieces.append(found[2])
+            seg = seg[found[1] :]
+    out: list[list[str]] = []
+    correcting: bool | None = None  # the pending cue's weakness, None when there is none
+    for piece in pieces:
+        if isinstance(piece, bool):
+            correcting = piece if out else None
+            continue
+        if correcting is not None:
+            out[-1:] = _corrected(out[-1], piece, catalog, correcting)
+            correcting = None
+            continue
+        qty, words = _item_words(piece, catalog)
+        if qty is not None and not words and out:
+            prev_qty, prev_words = _item_words(out[-1], catalog)
+            if prev_qty is None and prev_words and catalog.match(" ".join(prev_words)).status != "none":
+                out[-1] = piece + out[-1]
+                continue
+        out.append(piece)
+    return out
+
+
+def _segments(text: str, catalog: CatalogIndex) -> list[list[str]]:
+    """Split a request text (site and date already cut) into item segments of tokens, fillers removed."""
+    lines = text.split("\n")
+    numbered = sum(1 for ln in lines if re.match(r"^\s*\d+[.)]\s", ln)) >= 2
+    out: list[list[str]] = []
+    for ln in lines:
+        if numbered or not re.match(r"^\s*\d+[.)]\s", ln):
+            ln = _BULLET_RE.sub("", ln, count=1)
+        line_segments: list[list[str]] = []
+        # Commas, semicolons and full stops end an item; "." inside a number does not ("2.5 tons").
+        for chunk in re.split(r"[,;!?]|(?<!\d)\.|\.(?!\d)", ln):
+            raw = _tokenize(chunk)
+            statement = _is_statement(raw)
+            raw, tail = _purpose_tail(raw, catalog)
+            toks = _spec_numbers(_strip_fillers(raw))
+            pieces = [q for piece in _split_and(toks, catalog) for q in _split_quantities(piece, catalog)]
+            for k, piece in enumerate(pieces):
+                seg = _Seg(piece)
+                seg.statement = statement
+                seg.tail = tail if k == len(pieces) - 1 else ()
+                line_segments.append(seg)
+        out.extend(_merge_segments(line_segments, catalog))
+    return out
+
+
+def extract(text: str, catalog: CatalogIndex, *, now: datetime, sites: Sequence[str]) -> ExtractionResult:
+    """Read a request message into lines, site and date, without an LLM.
+
+    Args:
+        text: one message, or several joined with new lines.
+        catalog: the catalogue index to match items against.
+        now: when the message was sent (time-zone aware); relative dates ("by friday", "tomorrow",
+            "next week" = Monday of next week, "end of month", "on the 28th") resolve against its calendar
+            day, preferring the future (``dateparser`` with ``PREFER_DATES_FROM="future"``,
+            ``DATE_ORDER="DMY"``).
+        sites: canonical site names; the first one named in the text (case-insensitive, one typo allowed
+            for names of 5+ letters) is returned in this spelling.
+
+    Returns:
+        An :class:`~core.domain.ExtractionResult`. Each line carries a confidence: a confident match with an
+        exact quantity is near 1; a match with no quantity defaults to 1 unit at 0.8 of its score; a quantity
+        that cannot be converted exactly keeps the requested unit, has no price and at most 0.45; an ambiguous
+        item has ``sku=None``, ``candidates`` and at most 0.5; an unknown item with a quantity is a free-text
+        line at 0.2 and its text is also in ``unresolved`` (as are unknown items without a quantity).
+    """
+    prepared = _REMARK_RE.sub(
+        lambda m: " " if len(m.group(1).split()) >= _REMARK_MIN_WORDS else m.group(0), _prepare(text)
+    )
+    site, prepared = _find_site(prepared, sites, catalog.vocabulary)
+    needed_by, prepared = _find_date(prepared, now, catalog)
+    result = ExtractionResult(site=site, needed_by=needed_by)
+    for seg in _segments(prepared, catalog):
+        parsed = _parse_item(seg, catalog)
+        if parsed is None:
+            continue
+        if parsed.line is not None:
+            result.lines.append(parsed.line)
+        if parsed.unresolved:
+            result.unresolved.append(parsed.unresolved)
+    return result
