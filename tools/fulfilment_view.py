@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import fulfilments
+from tools.fulfilment.replies import say
 
 
 async def fulfilments_of(engine: AsyncEngine, request_id: int) -> list[dict[str, Any]]:
@@ -57,32 +58,34 @@ async def fulfilments_of(engine: AsyncEngine, request_id: int) -> list[dict[str,
 def _state_text(f: dict[str, Any]) -> str:
     state = f["state"]
     if state == "placed":
-        text = f"placed — order *{f['external_order_id']}*"
         if f.get("external_state") and f["external_state"] != "placed":
-            text += f" ({f['external_state']})"
-        return text
+            return say("orders_state_placed_at", order=f["external_order_id"], external_state=f["external_state"])
+        return say("orders_state_placed", order=f["external_order_id"])
     if state == "pending" and f.get("error"):
-        return f"retrying after attempt {f['round_attempts']} — {f['error'][:120]}"
+        return say("orders_state_retrying", attempt=f["round_attempts"], error=f["error"][:120])
     if state == "placing":
-        return f"being placed (attempt {f['round_attempts']})"
+        return say("orders_state_placing", attempt=f["round_attempts"])
     if state == "failed":
-        return f"failed after {f['round_attempts']} attempt(s) — {(f['error'] or 'unknown')[:120]}"
+        error = (f["error"] or say("fulfil_unknown_reason"))[:120]
+        return say("orders_state_failed", attempt=f["round_attempts"], error=error)
     if state == "cancelled":
-        return f"cancelled at the destination (order {f['external_order_id']})"
+        return say("orders_state_cancelled", order=f["external_order_id"])
     return state
 
 
 async def orders_text(engine: AsyncEngine, req: Any) -> str:
     """WhatsApp text: each supplier's order for the request, where it went, its state and order number, its lines.
 
+    The wording is the ``orders_*`` templates of ``prompts/replies.toml``.
+
     Args:
         engine: SQLAlchemy engine.
         req: a :class:`tools.requests.RequestView`.
     """
     rows = await fulfilments_of(engine, req.id)
-    head = f"*Orders for {req.number}* ({req.status.replace('_', ' ')})"
+    head = say("orders_header", number=req.number, status=req.status.replace("_", " "))
     if not rows:
-        return head + "\nNo orders have been placed yet."
+        return head + "\n" + say("orders_none")
     out = [head]
     for f in rows:
         if f["lines"]:
@@ -90,8 +93,11 @@ async def orders_text(engine: AsyncEngine, req: Any) -> str:
         else:
             lines = [ln for i, ln in enumerate(req.lines) if req.suppliers.get(i) == f["supplier"]]
             what = ", ".join(f"{ln.quantity.normalize():f} {ln.unit} {ln.sku}" for ln in lines)
-        where = "ERP" if f["channel"] == "erp" else "website"
-        out.append(f"• {f['supplier']} ({where}, ref {f['reference']}): {_state_text(f)}\n  {what}")
+        where = say("orders_where_erp" if f["channel"] == "erp" else "orders_where_website")
+        state = _state_text(f)
+        out.append(
+            say("orders_row", supplier=f["supplier"], where=where, reference=f["reference"], state=state, lines=what)
+        )
     if any(f["state"] == "failed" for f in rows):
-        out.append("Failed orders can be retried with the Retry button of their failure message.")
+        out.append(say("orders_retry_hint"))
     return "\n".join(out)
