@@ -39,7 +39,7 @@ class ErpError(Exception):
     Attributes:
         message: one-line human explanation, safe to log and show to a buyer (never holds a password).
         detail: the ERP's own error text (may be long: a server traceback), for logs only.
-        retryable: True when the same call may succeed later unchanged (the arq job should ``Retry``).
+        retryable: True when the same call may succeed later unchanged (the fulfilment job is retried later).
     """
 
     retryable: bool = False
