@@ -8,8 +8,9 @@ from datetime import datetime
 
 from core.domain import ExtractionResult
 from tools.catalog import CatalogIndex
+from tools.catalog.attributes import text_attributes
 from tools.extraction.items import _corrected, _correction_cue, _parse_item
-from tools.extraction.lexicon import _BULLET_RE, _REMARK_MIN_WORDS, _REMARK_RE
+from tools.extraction.lexicon import _BULLET_RE, _REFERENCE_WORDS, _REMARK_MIN_WORDS, _REMARK_RE
 from tools.extraction.places import _find_date, _find_site
 from tools.extraction.quantities import (
     _is_item_word,
@@ -111,13 +112,40 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
             correcting = None
             continue
         qty, words = _item_words(piece, catalog)
-        if qty is not None and not words and out:
+        if out:
             prev_qty, prev_words = _item_words(out[-1], catalog)
-            if prev_qty is None and prev_words and catalog.match(" ".join(prev_words)).status != "none":
-                out[-1] = piece + out[-1]
+            # "mabati gauge 28, 40 sheets": an amount alone counts the item named before it (also after a size
+            # given alone: "lpg refill, 50kg, 1")
+            if qty is not None and not words and prev_words and (prev_qty is None or (prev_qty.kind == 5 != qty.kind)):
+                out[-1] = _joined(piece, out[-1])
+                continue
+            # "2 of the big toners, 26X", "the big one": a grade, colour or size word alone describes that item
+            if qty is None and words and prev_words and _describes(words):
+                out[-1] = _joined(out[-1], piece)
                 continue
         out.append(piece)
     return out
+
+
+# Words that only size or point at an item already named ("the big one", "the smaller ones").
+_SIZE_WORDS = frozenset({"big", "bigger", "biggest", "small", "smaller", "smallest", "large", "larger", "medium",
+                         "kubwa", "ndogo", "the", "same"})  # fmt: skip
+
+
+def _describes(words: list[str]) -> bool:
+    """Whether words carry only attributes (grade, code, colour, size) and no product of their own."""
+    attrs = text_attributes(" ".join(words))
+    return all(w in _REFERENCE_WORDS or w in _SIZE_WORDS for w in attrs.words) and (
+        bool(attrs.grades or attrs.colours or attrs.measures) or any(w in _SIZE_WORDS for w in attrs.words)
+    )
+
+
+def _joined(first: list[str], second: list[str]) -> _Seg:
+    """Two pieces as one segment; a statement only if both were, the purpose tail of the later one."""
+    seg = _Seg([*first, *second])
+    seg.statement = getattr(first, "statement", False) and getattr(second, "statement", False)
+    seg.tail = getattr(second, "tail", ()) or getattr(first, "tail", ())
+    return seg
 
 
 def _segments(text: str, catalog: CatalogIndex) -> list[list[str]]:
