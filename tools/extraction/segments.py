@@ -120,7 +120,8 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
                 out[-1] = _joined(piece, out[-1])
                 continue
             # "2 of the big toners, 26X", "the big one": a grade, colour or size word alone describes that item
-            if qty is None and words and prev_words and _describes(words):
+            pronoun = qty is not None and piece[qty.start] == "one" and qty.end - qty.start == 1  # "the big one"
+            if prev_words and ((qty is None and words and _describes(words)) or (pronoun and _describes(list(piece)))):
                 out[-1] = _joined(out[-1], piece)
                 continue
         out.append(piece)
