@@ -18,113 +18,23 @@ from decimal import Decimal
 from functools import lru_cache
 
 from core.domain import CatalogItem
-from tools.catalog.text import STOPWORDS, singular
+from tools.catalog.lexicon import (
+    COLOURS,
+    CONTAINERS,
+    COUNT_NOUNS,
+    FILLER,
+    GLUED_ONLY,
+    GRADE_NOUNS,
+    MEASURES,
+    SIZE_WORDS,
+    UOM,
+)
+from tools.catalog.text import singular
 
-# --- general-language tables -------------------------------------------------------------------------------
-
-#: Spelling or ERP UoM code -> container / unit noun (what one catalogue unit is).
-UOM: dict[str, str] = {
-    **dict.fromkeys(["pcs", "pc", "pce", "piece", "pieces", "ea", "each", "unit", "units", "nos", "no", "nr",
-                     "item", "items", "kipande", "vipande"], "piece"),
-    **dict.fromkeys(["box", "boxes", "bx", "bxs", "boksi"], "box"),
-    **dict.fromkeys(["pack", "packs", "pkt", "pkts", "pk", "pck", "packet", "packets", "pakiti"], "pack"),
-    **dict.fromkeys(["bag", "bags", "bg", "sack", "sacks", "mfuko", "mifuko", "gunia"], "bag"),
-    **dict.fromkeys(["roll", "rolls", "rl", "roli", "reel", "reels"], "roll"),
-    **dict.fromkeys(["carton", "cartons", "ctn", "ctns", "case", "cases", "cs", "katoni"], "carton"),
-    **dict.fromkeys(["dozen", "dozens", "doz", "dz", "dazeni"], "dozen"),
-    **dict.fromkeys(["bottle", "bottles", "btl", "btls", "chupa"], "bottle"),
-    **dict.fromkeys(["tin", "tins", "can", "cans", "kopo", "mkebe"], "tin"),
-    **dict.fromkeys(["jerrycan", "jerrycans", "jerrican", "jerricans", "jerican", "jcn", "jc", "dumu"], "jerrycan"),
-    **dict.fromkeys(["bucket", "buckets", "bkt", "pail", "pails", "ndoo"], "bucket"),
-    **dict.fromkeys(["drum", "drums", "drm", "pipa"], "drum"),
-    **dict.fromkeys(["pair", "pairs", "pr", "prs", "jozi"], "pair"),
-    **dict.fromkeys(["set", "sets", "kit", "kits"], "set"),
-    **dict.fromkeys(["ream", "reams", "rm", "rim", "rimu"], "ream"),
-    **dict.fromkeys(["tube", "tubes"], "tube"),
-    **dict.fromkeys(["sachet", "sachets"], "sachet"),
-    **dict.fromkeys(["tray", "trays"], "tray"),
-    **dict.fromkeys(["crate", "crates"], "crate"),
-    **dict.fromkeys(["bundle", "bundles", "bdl"], "bundle"),
-    **dict.fromkeys(["sheet", "sheets", "sht"], "sheet"),
-    **dict.fromkeys(["length", "lengths", "lgth"], "length"),
-    **dict.fromkeys(["vial", "vials", "ampoule", "ampoules", "amp"], "vial"),
-    **dict.fromkeys(["bale", "bales"], "bale"),
-    **dict.fromkeys(["coil", "coils"], "coil"),
-    **dict.fromkeys(["ltr", "ltrs", "litre", "litres", "liter", "liters", "lt", "l", "lita"], "litre"),
-    **dict.fromkeys(["kg", "kgs", "kilo", "kilos", "kilogram", "kilograms"], "kg"),
-    **dict.fromkeys(["g", "gm", "gms", "gram", "grams"], "g"),
-    **dict.fromkeys(["ton", "tons", "tonne", "tonnes", "t", "mt", "tani"], "ton"),
-    **dict.fromkeys(["m", "mtr", "mtrs", "metre", "metres", "meter", "meters", "lm"], "metre"),
-    **dict.fromkeys(["ml"], "ml"),
-}  # fmt: skip
-
-#: Container nouns (what a pack phrase can name), a subset of the values of :data:`UOM`.
-CONTAINERS = frozenset(
-    {"piece", "box", "pack", "bag", "roll", "carton", "bottle", "tin", "jerrycan", "bucket", "drum", "pair", "set",
-     "ream", "tube", "sachet", "tray", "crate", "bundle", "sheet", "length", "vial", "bale", "coil", "dozen"}
-)  # fmt: skip
-#: Things counted inside a pack ("BOX 5 REAMS", "PACK OF 12 ROLLS", "24 PCS"): general count nouns.
-_COUNT_NOUNS = {
-    **{k: v for k, v in UOM.items() if v in CONTAINERS and v not in {"dozen"}},
-    **dict.fromkeys(["tablet", "tablets", "tabs", "capsule", "capsules", "caps", "pad", "pads", "strip", "strips",
-                     "leaf", "leaves", "envelope", "envelopes", "cup", "cups"], None),
-}  # fmt: skip
-
-#: Measure-unit spelling -> (normalised unit, dimension, factor to the dimension's base unit).
-_MEASURES: dict[str, tuple[str, str, Decimal]] = {
-    **dict.fromkeys(["kg", "kgs", "kilo", "kilos", "kilogram", "kilograms"], ("kg", "mass", Decimal(1000))),
-    **dict.fromkeys(["g", "gm", "gms", "gr", "grm", "gram", "grams", "gramu"], ("g", "mass", Decimal(1))),
-    **dict.fromkeys(["mg"], ("mg", "mass", Decimal("0.001"))),
-    **dict.fromkeys(["ton", "tons", "tonne", "tonnes", "t"], ("ton", "mass", Decimal(1_000_000))),
-    **dict.fromkeys(["l", "lt", "lts", "ltr", "ltrs", "litre", "litres", "liter", "liters", "lita"],
-                    ("l", "volume", Decimal(1000))),
-    **dict.fromkeys(["ml", "mls"], ("ml", "volume", Decimal(1))),
-    **dict.fromkeys(["cl"], ("cl", "volume", Decimal(10))),
-    **dict.fromkeys(["m", "mtr", "mtrs", "metre", "metres", "meter", "meters", "mita"], ("m", "length", Decimal(1000))),
-    **dict.fromkeys(["cm", "cms"], ("cm", "length", Decimal(10))),
-    **dict.fromkeys(["mm"], ("mm", "length", Decimal(1))),
-    **dict.fromkeys(["km"], ("km", "length", Decimal(1_000_000))),
-    **dict.fromkeys(["inch", "inches", "in", '"'], ("inch", "length", Decimal("25.4"))),
-    **dict.fromkeys(["ft", "feet", "foot"], ("ft", "length", Decimal("304.8"))),
-    **dict.fromkeys(["gsm"], ("gsm", "gsm", Decimal(1))),
-    **dict.fromkeys(["oz"], ("oz", "oz", Decimal(1))),
-    **dict.fromkeys(["w", "watt", "watts"], ("w", "power", Decimal(1))),
-    **dict.fromkeys(["kw"], ("kw", "power", Decimal(1000))),
-    **dict.fromkeys(["v", "volt", "volts"], ("v", "voltage", Decimal(1))),
-    **dict.fromkeys(["kva"], ("kva", "kva", Decimal(1))),
-    **dict.fromkeys(["mah"], ("mah", "charge", Decimal(1))),
-    **dict.fromkeys(["gb"], ("gb", "data", Decimal(1))),
-    **dict.fromkeys(["tb"], ("tb", "data", Decimal(1000))),
-    **dict.fromkeys(["page", "pages", "pgs", "pp"], ("page", "page", Decimal(1))),
-    **dict.fromkeys(["micron", "microns", "mic"], ("micron", "thickness", Decimal(1))),
-}  # fmt: skip
-# Spellings that are a measure only when glued to a number ("5l", "3m", "in" is a word otherwise).
-_GLUED_ONLY = frozenset({"l", "m", "t", "in", "g", "v", "w", "pp", "mic", "cl", "lt", "gr"})
-
-#: Colour word (English, Swahili) -> normalised colour.
-COLOURS: dict[str, str] = {
-    **dict.fromkeys(["white", "nyeupe", "cheupe", "jeupe"], "white"),
-    **dict.fromkeys(["black", "nyeusi", "cheusi", "jeusi"], "black"),
-    **dict.fromkeys(["blue", "bluu", "buluu", "navy"], "blue"),
-    **dict.fromkeys(["red", "nyekundu", "chekundu", "jekundu"], "red"),
-    **dict.fromkeys(["green", "kijani"], "green"),
-    **dict.fromkeys(["yellow", "njano", "manjano"], "yellow"),
-    **dict.fromkeys(["orange", "machungwa"], "orange"),
-    **dict.fromkeys(["grey", "gray", "kijivu"], "grey"),
-    **dict.fromkeys(["brown", "kahawia"], "brown"),
-    **dict.fromkeys(["pink"], "pink"),
-    **dict.fromkeys(["purple", "violet", "zambarau"], "purple"),
-    **dict.fromkeys(["silver"], "silver"),
-    **dict.fromkeys(["gold", "golden"], "gold"),
-    **dict.fromkeys(["clear", "transparent"], "clear"),
-    **dict.fromkeys(["beige", "cream"], "beige"),
-    **dict.fromkeys(["maroon"], "maroon"),
-}  # fmt: skip
-
-_SIZE_WORDS = frozenset({"size", "sz", "no", "number", "#"})
-# Nouns after a number that make it a grade ("28 GAUGE", "3 PLY", "12 AWG").
-_GRADE_NOUNS = frozenset({"gauge", "ga", "swg", "awg", "ply"})
-_FILLER = STOPWORDS | {"per", "x", "-", "pkg"}
+__all__ = [
+    "COLOURS", "CONTAINERS", "UOM", "ItemAttributes", "Measure", "Pack", "agreements", "conflicts", "grade_matches",
+    "item_attributes", "normalize_uom", "text_attributes",
+]  # fmt: skip
 
 
 # --- public types ---------------------------------------------------------------------------------------------
@@ -162,12 +72,12 @@ class Measure:
     @property
     def dimension(self) -> str:
         """What the unit measures (``mass``, ``volume``, ``length``, or the unit itself for the rest)."""
-        return _MEASURES[self.unit][1]
+        return MEASURES[self.unit][1]
 
     @property
     def base(self) -> Decimal:
         """The value in the dimension's base unit (g, ml, mm...), for comparing ``0.5l`` with ``500ml``."""
-        return self.value * _MEASURES[self.unit][2]
+        return self.value * MEASURES[self.unit][2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,13 +119,13 @@ class _Tok:
 
 
 def _measure(value: str, unit: str) -> Measure | None:
-    spec = _MEASURES.get(unit)
+    spec = MEASURES.get(unit)
     return Measure(Decimal(value), spec[0]) if spec else None
 
 
 def _join(m: re.Match[str]) -> str:
     head = m.group(1)
-    return m.group(0) if head in UOM or head in _MEASURES or head == "x" else head + m.group(2)
+    return m.group(0) if head in UOM or head in MEASURES or head == "x" else head + m.group(2)
 
 
 def _lex(text: str) -> list[_Tok]:
@@ -240,7 +150,7 @@ def _lex(text: str) -> list[_Tok]:
                 out.append(_Tok("num", raw, Decimal(value)))
             elif (ms := _measure(value, suffix)) is not None:
                 out.append(_Tok("measure", raw, measure=ms))
-            elif suffix in _COUNT_NOUNS or suffix in UOM:
+            elif suffix in COUNT_NOUNS or suffix in UOM:
                 out += [_Tok("num", value, Decimal(value)), _Tok("word", suffix)]
             else:
                 out.append(_Tok("grade", raw))
@@ -259,8 +169,8 @@ def _lex(text: str) -> list[_Tok]:
             tok.kind == "word"
             and last is not None
             and last.kind == "num"
-            and tok.text in _MEASURES
-            and tok.text not in _GLUED_ONLY
+            and tok.text in MEASURES
+            and tok.text not in GLUED_ONLY
         ):
             merged[-1] = _Tok("measure", last.text + tok.text, measure=_measure(str(last.num), tok.text))
             continue
@@ -273,9 +183,9 @@ def _lex(text: str) -> list[_Tok]:
 
 def _noun(tok: _Tok | None) -> str | None:
     """The count noun a token names ("reams" -> "ream"), or ``None``."""
-    if tok is None or tok.kind != "word" or tok.text not in _COUNT_NOUNS:
+    if tok is None or tok.kind != "word" or tok.text not in COUNT_NOUNS:
         return None
-    return _COUNT_NOUNS[tok.text] or singular(tok.text)
+    return COUNT_NOUNS[tok.text] or singular(tok.text)
 
 
 def _container(tok: _Tok | None) -> str | None:
@@ -305,7 +215,7 @@ def _parse(text: str, unit: str | None) -> ItemAttributes:
                 j += 1
             num = at(j)
             after = at(j + 1)
-            if after is not None and after.kind == "word" and after.text in _GRADE_NOUNS:
+            if after is not None and after.kind == "word" and after.text in GRADE_NOUNS:
                 num = None  # "SHEET 28 GAUGE": a grade, not a count
             if num is not None and num.kind == "num" and count is None:
                 # CONTAINER [OF] N [INNER] [X MEASURE]: "BOX 5 REAMS", "PACK OF 24", "CARTON 12 X 1L"
@@ -369,17 +279,17 @@ def _parse(text: str, unit: str | None) -> ItemAttributes:
             grades.add(tok.text)
         elif tok.kind == "num":
             prev, nxt = at(i - 1), at(i + 1)
-            if nxt is not None and nxt.kind == "word" and nxt.text in _GRADE_NOUNS:
+            if nxt is not None and nxt.kind == "word" and nxt.text in GRADE_NOUNS:
                 grades.add(tok.text + nxt.text)  # "28 GAUGE" -> "28gauge"
                 nxt.used = True
-            elif prev is not None and prev.kind == "word" and prev.text in _SIZE_WORDS:
+            elif prev is not None and prev.kind == "word" and prev.text in SIZE_WORDS:
                 grades.add(tok.text)  # "SIZE 42"
             elif "." in tok.text:
                 grades.add(tok.text)  # "cement 42.5"
         elif tok.kind == "word":
             if tok.text in COLOURS:
                 colours.add(COLOURS[tok.text])
-            elif tok.text not in _FILLER and tok.text not in _SIZE_WORDS:
+            elif tok.text not in FILLER and tok.text not in SIZE_WORDS:
                 words.append(singular(tok.text))
     container = _unit_container(unit, named)
     pack = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,6 +164,30 @@ class SentenceTransformerEmbedder:
     def queries(self, texts: list[str]) -> Vectors:
         """Embed people's words."""
         return self._encode(texts, self._prefixes[0])
+
+
+EmbedFn = Callable[[list[str]], list[list[float]]]
+"""Embeds a batch of texts; returns one vector (list of floats) per text, in order."""
+
+
+class FunctionEmbedder:
+    """Adapts a plain ``texts -> vectors`` function to :class:`Embedder` (no prefixes, raw cosine scale)."""
+
+    name = "function"
+    floor = 0.0
+    span = 1.0
+
+    def __init__(self, fn: EmbedFn) -> None:
+        self.fn = fn
+        self.dim = 0
+
+    def passages(self, texts: list[str]) -> Vectors:
+        """Embed texts with the function (no prefixes)."""
+        return _normalise(np.asarray(self.fn(texts), dtype=np.float32))
+
+    def queries(self, texts: list[str]) -> Vectors:
+        """Embed texts with the function (no prefixes)."""
+        return self.passages(texts)
 
 
 _LOADED: dict[str, Embedder] = {}

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 from rapidfuzz import process
@@ -38,7 +38,8 @@ from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem
 from tools.catalog.attributes import UOM, agreements, conflicts, item_attributes, text_attributes
-from tools.catalog.embeddings import Embedder, Vectors, _normalise, item_text
+from tools.catalog.embeddings import Embedder, EmbedFn, FunctionEmbedder, Vectors, _normalise, item_text
+from tools.catalog.results import MatchResult, Scored
 from tools.catalog.text import STOPWORDS, has_digit, is_code, is_number, singular, tokens
 
 __all__ = [
@@ -46,8 +47,6 @@ __all__ = [
     "is_code", "singular", "tokens",
 ]  # fmt: skip
 
-EmbedFn = Callable[[list[str]], list[list[float]]]
-"""Embeds a batch of texts; returns one vector (list of floats) per text, in order."""
 
 MATCH_MIN = 62.0
 """A single item at or above this score, with no rival within ``MARGIN``, is a confident match."""
@@ -72,54 +71,6 @@ _LIGHT = 0.25  # weight share of numbers and pack words in coverage
 _LEADING = re.compile(r"^\d+(?:\.\d+)?")
 
 
-@dataclass(frozen=True, slots=True)
-class MatchResult:
-    """What :meth:`CatalogIndex.match` decided for a query.
-
-    Attributes:
-        status: ``"match"`` (one confident item), ``"ambiguous"`` (several plausible items, or a single weak
-            one to confirm) or ``"none"``.
-        candidates: ``(item, score)`` pairs, best first: the one match, the rivals, or empty.
-    """
-
-    status: Literal["match", "ambiguous", "none"]
-    candidates: tuple[tuple[CatalogItem, float], ...] = ()
-
-    @property
-    def item(self) -> CatalogItem | None:
-        """The matched item when ``status == "match"``, else ``None``."""
-        return self.candidates[0][0] if self.status == "match" else None
-
-    @property
-    def score(self) -> float:
-        """Best score, 0..100 (0 when nothing matched)."""
-        return self.candidates[0][1] if self.candidates else 0.0
-
-    @property
-    def skus(self) -> list[str]:
-        """SKUs of the candidates, best first."""
-        return [item.sku for item, _ in self.candidates]
-
-
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """One ranked item with the parts of its score (for ``procure catalog search``).
-
-    Attributes:
-        item: the catalogue item.
-        lexical: lexical score 0..100.
-        semantic: calibrated semantic similarity 0..1 (0 without vectors).
-        attributes: ``+colour``/``-grade``... agreements and conflicts with the text.
-        score: final score 0..100.
-    """
-
-    item: CatalogItem
-    lexical: float
-    semantic: float
-    attributes: tuple[str, ...]
-    score: float
-
-
 @dataclass(slots=True)
 class _Entry:
     item: CatalogItem
@@ -128,24 +79,6 @@ class _Entry:
     vocab: set[str] = field(default_factory=set)
     codes: set[str] = field(default_factory=set)
     joined: dict[str, tuple[str, str]] = field(default_factory=dict)  # "hardhat" -> ("hard", "hat")
-
-
-class _FnEmbedder:
-    """Adapts a plain ``texts -> vectors`` function to :class:`Embedder` (no prefixes, raw cosine scale)."""
-
-    name = "function"
-    floor = 0.0
-    span = 1.0
-
-    def __init__(self, fn: EmbedFn) -> None:
-        self.fn = fn
-        self.dim = 0
-
-    def passages(self, texts: list[str]) -> Vectors:
-        return _normalise(np.asarray(self.fn(texts), dtype=np.float32))
-
-    def queries(self, texts: list[str]) -> Vectors:
-        return self.passages(texts)
 
 
 def _entry(item: CatalogItem, order: int, learned: Sequence[str]) -> _Entry:
@@ -242,7 +175,9 @@ class CatalogIndex:
         self._credit_cache: dict[str, dict[str, float]] = {}
         self._embedder: Embedder | None = None
         if embed is not None:
-            self._embedder = cast(Embedder, embed) if hasattr(embed, "queries") else _FnEmbedder(cast(EmbedFn, embed))
+            self._embedder = (
+                cast(Embedder, embed) if hasattr(embed, "queries") else FunctionEmbedder(cast(EmbedFn, embed))
+            )
         self._semantic_weight = semantic_weight
         self._vectors: Vectors | None = None
         self._query_vectors: dict[str, Vectors] = {}
