@@ -285,7 +285,7 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         # An answer to "which one?" may name a size ("the 13kg", "the 20 litre jerrycans"): chosen by attributes.
         for i, line in enumerate(draft):
             if line.candidates and line.sku is None:
-                choice = _choose_among(query, _line_items(line, catalog))
+                choice = _choose_among(query, _line_items(line, catalog), context=line.description)
                 if choice is not None and (_quantity_in(target, catalog) is None or _attribute_choice(query, choice)):
                     return [Edit("replace_item", index=i, line=_replaced(line, choice))]
                 break

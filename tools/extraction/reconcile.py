@@ -58,21 +58,27 @@ def _better(a: MatchResult, b: MatchResult) -> bool:
     return a.status != "none" and a.score > b.score
 
 
-def _choose_among(text: str, items: Sequence[CatalogItem], unit: str | None = None) -> CatalogItem | None:
+def _choose_among(
+    text: str, items: Sequence[CatalogItem], unit: str | None = None, context: str = ""
+) -> CatalogItem | None:
     """The one item of ``items`` that the person's words single out, or ``None``.
 
     Each item scores 3 per attribute of the text it has (colour, size, grade, the container named) and 1 per word
-    of the text in its name; an item that contradicts the text is out. The best must be alone at the top and
-    better than the rest: words that fit every item choose nothing ("the big one" among two sizes).
+    of the text in its name; an item that contradicts the text is out. Between equal scores, the item with fewer
+    words and attributes the person left unnamed wins ("8oz" for "paper cups": the cups, not the lids for paper
+    cups). Words that fit every item the same choose nothing ("the big one" among two sizes).
 
     Args:
         text: the person's words ("the 13kg", "orange", "22G blue", "the 20 litre jerrycans").
         items: the items to choose from (a line's candidates, or an item's siblings).
         unit: a unit the person named, canonical (``"jerrycan"``), which counts as a named container.
+        context: earlier words about the same line ("paper cups"), read with ``text`` for the tie-break.
     """
     query = text_attributes(text)
     words = {singular(t) for t in tokens(text) if not has_digit(t)} - _NOISE
-    scored: list[tuple[int, CatalogItem]] = []
+    context_words = words | {singular(t) for t in tokens(context)}
+    context_attrs = text_attributes(f"{context} {text}")
+    scored: list[tuple[int, int, CatalogItem]] = []
     for item in items:
         attrs = item_attributes(item)
         if conflicts(query, attrs):
@@ -81,14 +87,14 @@ def _choose_among(text: str, items: Sequence[CatalogItem], unit: str | None = No
         score = 3 * len(agreements(query, attrs)) + len(words & named)
         if unit is not None and catalog_unit(item) == unit and unit not in ("piece", "dozen"):
             score += 3
-        scored.append((score, item))
+        scored.append((score, -_unnamed(attrs, context_words, context_attrs), item))
     if not scored:
         return None
-    scored.sort(key=lambda si: -si[0])
-    best = scored[0][0]
-    if best <= 0 or (len(scored) > 1 and scored[1][0] == best):
+    scored.sort(key=lambda si: (-si[0], -si[1]))
+    best = scored[0][:2]
+    if scored[0][0] <= 0 or (len(scored) > 1 and scored[1][:2] == best):
         return None
-    return scored[0][1]
+    return scored[0][2]
 
 
 def _attribute_choice(text: str, item: CatalogItem) -> bool:
