@@ -95,6 +95,11 @@ def test_semantic_recall_where_lexical_has_nothing() -> None:
     assert LEXICAL.match("blue biros").status == "none"
     assert HYBRID.search("blue biros", 1)[0][0].sku == "ST-00120"
     assert HYBRID.search("printer ink", 3)[0][0].sku.startswith("IT-0021")
+    # "hard hat" is not a word of the item master; the yellow helmet is offered first, the yellow vest second
+    assert LEXICAL.match("hard hats (yellow)").status == "none"
+    assert HYBRID.match("hard hats (yellow)").skus[:1] == ["SF-00401"]
+    described = HYBRID.match("the black cartridges for the LaserJet, the 26A ones")
+    assert described.status == "match" and described.skus == ["IT-00210"]
 
 
 def test_attribute_conflicts_never_win() -> None:

@@ -301,15 +301,22 @@ class CatalogIndex:
     # -- semantic ----------------------------------------------------------------------------------------------
 
     def query_vector(self, query: str) -> Vectors | None:
-        """The query's unit vector (embedded once, then cached), or ``None`` without semantic search."""
+        """The query's unit vector, or ``None`` without semantic search.
+
+        What is embedded is the text's product words and colours (as for items, see
+        :func:`~tools.catalog.embeddings.item_text`): ``"hard hats (yellow)"`` -> ``"hard hat yellow"``. Each
+        distinct text is embedded once (cached).
+        """
         if self._embedder is None or self._vectors is None:
             return None
-        vec = self._query_vectors.get(query)
+        a = text_attributes(query)
+        text = " ".join([*a.words, *sorted(a.colours)]) or query.strip().lower()
+        vec = self._query_vectors.get(text)
         if vec is None:
-            vec = self._embedder.queries([query])[0]
+            vec = self._embedder.queries([text])[0]
             if len(self._query_vectors) > 10_000:
                 self._query_vectors.clear()
-            self._query_vectors[query] = vec
+            self._query_vectors[text] = vec
         return vec
 
     def _semantic(self, query: str) -> tuple[np.ndarray[Any, Any], list[int]]:
