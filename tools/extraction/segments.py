@@ -6,11 +6,18 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from core.domain import ExtractionResult
+from core.domain import ExtractionResult, Line
 from tools.catalog import CatalogIndex
-from tools.catalog.attributes import text_attributes
-from tools.extraction.items import _corrected, _correction_cue, _parse_item
-from tools.extraction.lexicon import _BULLET_RE, _REFERENCE_WORDS, _REMARK_MIN_WORDS, _REMARK_RE
+from tools.catalog.attributes import item_attributes, text_attributes
+from tools.extraction.items import _corrected, _correction_cue, _line_for_item, _parse_item
+from tools.extraction.lexicon import (
+    _BULLET_RE,
+    _REFERENCE_WORDS,
+    _REMARK_MIN_WORDS,
+    _REMARK_RE,
+    CHECK_CONFIDENCE,
+    UNSPECIFIED_UNIT,
+)
 from tools.extraction.places import _find_date, _find_site
 from tools.extraction.quantities import (
     _is_item_word,
@@ -208,4 +215,30 @@ def extract(text: str, catalog: CatalogIndex, *, now: datetime, sites: Sequence[
             result.lines.append(parsed.line)
         if parsed.unresolved:
             result.unresolved.append(parsed.unresolved)
+    result.lines = [_settled_by_neighbours(line, result.lines, catalog) for line in result.lines]
     return result
+
+
+def _settled_by_neighbours(line: Line, lines: list[Line], catalog: CatalogIndex) -> Line:
+    """An ambiguous line settled by the other items asked for with it.
+
+    "100 paper cups and 50 lids for them": of the lids, only ``LIDS FOR PAPER CUPS`` names the cups of the other
+    line; that candidate is taken (quantity and unit converted as for a direct match).
+    """
+    if line.sku is not None or len(line.candidates) < 2:
+        return line
+    others = [catalog.get(ln.sku) for ln in lines if ln is not line and ln.sku]
+    other_words = [set(item_attributes(o).words) for o in others if o is not None]
+    if not other_words:
+        return line
+    fits = []
+    for sku in line.candidates:
+        item = catalog.get(sku)
+        if item is not None:
+            mine = set(item_attributes(item).words)
+            if any(len(mine & words) >= 2 for words in other_words):
+                fits.append(item)
+    if len(fits) != 1:
+        return line
+    unit = None if line.unit == UNSPECIFIED_UNIT else line.unit
+    return _line_for_item(fits[0], line.quantity, unit, CHECK_CONFIDENCE + 0.1)
