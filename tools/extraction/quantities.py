@@ -342,8 +342,9 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
     out = [pieces[0]]
     for piece in pieces[1:]:
         left = out[-1]
-        if _number_at(piece, 0) is not None or _starts_item(piece, 0, catalog):
-            out.append(piece)
+        both_counted = _item_words(left, catalog)[0] is not None and _item_words(piece, catalog)[0] is not None
+        if _number_at(piece, 0) is not None or _starts_item(piece, 0, catalog) or both_counted:
+            out.append(piece)  # "mchanga tani sita na cement mifuko thelathini": each side has its own amount
             continue
         lq, rq = _item_query(left, catalog), _item_query(piece, catalog)
         joined = catalog.match(" and ".join([lq, rq]))
