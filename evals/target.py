@@ -74,8 +74,9 @@ class _Env:
         from core.db import make_engine
         from core.embedded import ensure_services
         from core.migrate import upgrade
-        from core.repo import add_user, import_catalog, load_catalog
-        from tools.catalog import CatalogIndex
+        from core.repo import add_user, import_catalog
+        from tools.catalog.embeddings import load_embedder
+        from tools.catalog.store import item_vectors, load_index
 
         if self.settings is None:
             self.settings = get_settings()
@@ -91,7 +92,11 @@ class _Env:
                 conn.execute(f'CREATE DATABASE "{name}"')
         await asyncio.to_thread(upgrade, url)
         engine = make_engine(url, pool_size=2)
-        await import_catalog(engine, catalog)
+        # The index the worker would build: item vectors stored at import and queries embedded at run time when
+        # EMBEDDING_MODEL names a model, lexical only otherwise (Services.catalog does the same).
+        embedder = load_embedder(self.settings.EMBEDDING_MODEL)
+        embed = None if embedder is None else (lambda items: item_vectors(embedder, items))
+        await import_catalog(engine, catalog, embed=embed)
         for phone, staff_name, role, site, limit in STAFF:
             await add_user(engine, phone=phone, name=staff_name, role=role, site=site, approval_limit=limit)
         await add_user(engine, phone=OTHER_REQUESTER[0], name=OTHER_REQUESTER[1], role="requester", site="Nairobi")
@@ -100,7 +105,7 @@ class _Env:
             reset = sorted(
                 t for t in names if t not in _KEPT_TABLES and (not t.startswith("catalog_") or t == "catalog_aliases")
             )
-        db = _Db(url, engine, CatalogIndex(await load_catalog(engine)), ", ".join(reset))
+        db = _Db(url, engine, await load_index(engine, embedder), ", ".join(reset))
         self.dbs[catalog] = db
         return db
 
@@ -233,7 +238,7 @@ async def _run(conversation: dict[str, Any], model: str | None, db: _Db) -> dict
     state: dict[str, Any] = {}
     n = 0
     for turn in conversation.get("turns") or []:
-        msgs = []
+        msgs: list[Any] = []
         for item in turn:
             n += 1
             if item.get("at"):
@@ -311,7 +316,7 @@ async def _run(conversation: dict[str, Any], model: str | None, db: _Db) -> dict
         if r.get("to") == subject.wa_id
     ):
         events.append("role_escalation")
-    usage = ctx.extras.get("usage", [])
+    usage = ctx.usage
     return {
         "request": request,
         "questions": questions,
