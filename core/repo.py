@@ -285,8 +285,8 @@ async def upsert_catalog(
         raise ValueError(f"{len(vectors)} vectors for {len(items)} items")
     async with engine.begin() as conn:
         known = set((await conn.execute(select(catalog_items.c.sku))).scalars())
-        for i, it in enumerate(items):
-            values = {
+        rows = [
+            {
                 "sku": it.sku,
                 "name": it.name,
                 "unit": it.unit,
@@ -298,12 +298,16 @@ async def upsert_catalog(
                 "embedding": None if vectors is None or vectors[i] is None else list(vectors[i]),  # type: ignore[arg-type]
                 "active": True,
             }
-            stmt = pg_insert(catalog_items).values(**values)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[catalog_items.c.sku], set_={**values, "updated_at": func.now()}
-                )
+            for i, it in enumerate(items)
+        ]
+        if rows:
+            stmt = pg_insert(catalog_items)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[catalog_items.c.sku],
+                set_={**{k: stmt.excluded[k] for k in rows[0] if k != "sku"}, "updated_at": func.now()},
             )
+            for start in range(0, len(rows), 1000):  # executemany, a thousand items per round
+                await conn.execute(stmt, rows[start : start + 1000])
     updated = sum(1 for it in items if it.sku in known)
     return len(items) - updated, updated
 
