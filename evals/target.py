@@ -316,7 +316,7 @@ async def _run(conversation: dict[str, Any], model: str | None, db: _Db) -> dict
         if r.get("to") == subject.wa_id
     ):
         events.append("role_escalation")
-    usage = ctx.extras.get("usage", [])
+    usage = ctx.usage
     return {
         "request": request,
         "questions": questions,

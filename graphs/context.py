@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.repo import User
 from nodes.effects import ApprovalThreads, FulfilmentQueue
+from nodes.llm_intake import UsageRecord
+from tools.catalog import CatalogIndex
 
 
 @dataclass
@@ -22,8 +26,8 @@ class Context:
         user: the sender's user row (identity, role, site, approval limit); ``None`` only in Studio sessions.
         chat_id: the chat (WhatsApp: the sender's wa_id for 1:1 chats).
         provider: channel name (``meta``...).
-        engine: SQLAlchemy async engine (PostgreSQL).
-        catalog: ``tools.catalog.CatalogIndex`` over the active catalogue.
+        engine: SQLAlchemy async engine (PostgreSQL); ``None`` only in graph-drawing and pure-node tests.
+        catalog: the index over the active catalogue; ``None`` when no catalogue is loaded.
         sites: known site names, canonical spelling.
         currency: default ISO 4217 currency.
         timezone: IANA zone for reading dates such as "Friday".
@@ -37,17 +41,19 @@ class Context:
         fulfilment: creates fulfilments and enqueues their jobs for the effect nodes; ``None`` when this
             process places no orders.
         draft_ttl_hours: a draft idle longer than this (hours) is shown before new text is added to it.
+        usage: token usage of every LLM call made with this Context, appended by the intake node (evaluations
+            sum it; the database's ``llm_usage`` table is the durable record).
     """
 
     user: User | None = None
     chat_id: str = ""
     provider: str = "meta"
-    engine: Any = None
-    catalog: Any = None
+    engine: AsyncEngine | None = None
+    catalog: CatalogIndex | None = None
     sites: tuple[str, ...] = ()
     currency: str = "USD"
     timezone: str = "Africa/Nairobi"
-    chat_model: Any = None
+    chat_model: BaseChatModel | None = None
     model_name: str = "none"
     context_window: int = 20
     now: datetime | None = None
@@ -55,4 +61,4 @@ class Context:
     approvals: ApprovalThreads | None = None
     fulfilment: FulfilmentQueue | None = None
     draft_ttl_hours: float = 24.0
-    extras: dict[str, Any] = field(default_factory=dict)
+    usage: list[UsageRecord] = field(default_factory=list)

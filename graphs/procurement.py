@@ -47,7 +47,7 @@ def after_messages(state: State) -> dict[str, Any]:
 def route_model(state: State, runtime: Runtime[Context]) -> Literal["call_model", "respond"]:
     """Router: the LLM only for unresolved text, and only when a model is configured."""
     has_model = bool(runtime.context and runtime.context.chat_model is not None)
-    return route_after_messages(dict(state), has_model)
+    return route_after_messages(state, has_model)
 
 
 builder = StateGraph(State, context_schema=Context)
@@ -71,10 +71,13 @@ builder.add_node("resume_approval", resume_approval)
 builder.add_node("retry_fulfilment", retry_fulfilment)
 
 builder.add_edge(START, "ingest")
-builder.add_conditional_edges("ingest", route_next)
-for name in HANDLERS:
-    builder.add_conditional_edges(name, route_next)
-builder.add_conditional_edges("after_messages", route_model)
+# The router's destinations are named here: its State annotation is a type-only import in nodes, so LangGraph
+# cannot read them from its return type.
+ROUTES: list[str] = [*HANDLERS, "after_messages"]
+builder.add_conditional_edges("ingest", route_next, ROUTES)
+for handler in HANDLERS:
+    builder.add_conditional_edges(handler, route_next, ROUTES)
+builder.add_conditional_edges("after_messages", route_model, ["call_model", "respond"])
 builder.add_edge("call_model", "respond")
 for name in ("respond", *EFFECT_NODES):
     builder.add_conditional_edges(name, route_effects_after(name), [*effects_after(name), END])

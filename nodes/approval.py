@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from core.repo import get_user
+from core.domain import ApprovalState, Decision, Effect
+from nodes.common import engine_of
 from nodes.compose import button_title, buttons_msg, fmt_date, render_lines, t, text_msg
 from tools import requests as R
 
@@ -42,10 +43,10 @@ class ApprovalInterrupt(TypedDict):
     allowed: list[Literal["approve", "reject"]]
 
 
-async def prepare_approval(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def prepare_approval(state: ApprovalState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Compose the approver's message with Approve / Reject buttons (read-only; safe to repeat)."""
     ctx = runtime.context
-    req = await R.get_request(ctx.engine, state["request_id"])
+    req = await R.get_request(engine_of(ctx), state["request_id"])
     if req is None or req.approver is None:
         return {"outbound": [], "outcome": "not_found"}
     tpl = "approval_request" if req.revision == 1 else "approval_request_revised"
@@ -72,8 +73,14 @@ async def prepare_approval(state: dict[str, Any], runtime: Runtime[Context]) -> 
     return {"approver_id": req.approver.id, "outbound": [buttons_msg(to, body, buttons)]}
 
 
-def await_decision(state: dict[str, Any]) -> dict[str, Any]:
-    """Pause until the approver answers; resumed with ``Command(resume={"decision", "by", "reason"})``."""
+def await_decision(state: ApprovalState) -> dict[str, Any]:
+    """Pause until the approver answers; resumed with ``Command(resume={"decision", "reason"})`` (a Decision).
+
+    Who answers is the resuming run's ``runtime.context.user``, never a field of the answer.
+
+    Raises:
+        ValueError: the answer is not a dict with ``decision`` one of approve, reject, superseded.
+    """
     payload: ApprovalInterrupt = {
         "request_id": state["request_id"],
         "number": R.number_of(state["request_id"]),
@@ -84,20 +91,27 @@ def await_decision(state: dict[str, Any]) -> dict[str, Any]:
     answer = interrupt(payload)
     if not isinstance(answer, dict) or answer.get("decision") not in ("approve", "reject", "superseded"):
         raise ValueError(f"invalid approval answer: {answer!r}")
-    return {"decision": answer}
+    decision: Decision = {"decision": answer["decision"], "reason": answer.get("reason")}
+    return {"decision": decision}
 
 
-async def apply_decision(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
-    """Apply the answer in the database and tell the requester and the approver."""
+async def apply_decision(state: ApprovalState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Apply the answer in the database as the run's user and tell the requester and the approver.
+
+    The decider is ``runtime.context.user`` (the approver whose turn resumed the thread), never a field of the
+    resume payload; :func:`tools.requests.decide` re-checks that they may decide this revision now.
+    """
     ctx = runtime.context
-    decision = state["decision"]
+    decision = state.get("decision")
+    if decision is None:
+        raise ValueError("apply_decision runs only after await_decision")
     if decision["decision"] == "superseded":
         return {"outcome": "superseded", "outbound": [], "effects": []}
-    actor = await get_user(ctx.engine, id=decision["by"])
+    actor = ctx.user
     if actor is None:
         return {"outcome": "unknown_actor", "outbound": [], "effects": []}
     res = await R.decide(
-        ctx.engine,
+        engine_of(ctx),
         state["request_id"],
         revision=state.get("revision", 1),
         decision=decision["decision"],
@@ -112,7 +126,7 @@ async def apply_decision(state: dict[str, Any], runtime: Runtime[Context]) -> di
             "outbound": [text_msg(actor.wa_id, t("stale_decision", number=number, status=status))],
         }
     req = res.request
-    effects: list[dict[str, Any]] = []
+    effects: list[Effect] = []
     if decision["decision"] == "approve":
         outbound = [
             text_msg(req.requester.wa_id, t("approved_requester", number=number, approver=actor.display_name)),

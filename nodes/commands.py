@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from core.domain import Role
-from nodes.common import add_note, current, record, user_of
+from core.domain import Role, State
+from nodes.common import add_note, catalog_of, current, engine_of, record, user_of
 from nodes.compose import fmt_date, render_lines, t
 from nodes.routing import command_of
 from tools import requests as R
@@ -34,7 +34,7 @@ def render_request(req: R.RequestView) -> str:
     return "\n".join(parts)
 
 
-async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_command(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Run a command (help, status, my requests, cancel, pending, orders).
 
     Who may see what is checked here, server-side: requesters see their own requests, approvers also those
@@ -66,7 +66,7 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
         return {**out, "draft": None, "notes": add_note(state, t("draft_cancelled")), "show_summary": False}
 
     if name == "my_requests" or (name == "status" and "request_id" not in args):
-        reqs = await R.list_requests(ctx.engine, requester_id=user.id, limit=10)
+        reqs = await R.list_requests(engine_of(ctx), requester_id=user.id, limit=10)
         if not reqs:
             return note(t("status_none"))
         if name == "status" and len(reqs) >= 1:
@@ -77,7 +77,7 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
         return note(t("my_requests_header") + "\n" + "\n".join(request_row(r) for r in reqs))
 
     if name in ("status", "orders"):
-        req = await R.get_request(ctx.engine, args["request_id"])
+        req = await R.get_request(engine_of(ctx), args["request_id"])
         number = R.number_of(args["request_id"])
         if req is None or not may_see_request(user, req):
             # Same answer for "missing" and "not yours": no probing other people's request numbers.
@@ -87,12 +87,12 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
                 return note(t("not_allowed"))
             from tools.fulfilment_view import orders_text
 
-            return note(await orders_text(ctx.engine, req))
+            return note(await orders_text(engine_of(ctx), req))
         return note(render_request(req))
 
     if name == "cancel":
         number = R.number_of(args["request_id"])
-        res = await R.cancel_request(ctx.engine, args["request_id"], actor=user)
+        res = await R.cancel_request(engine_of(ctx), args["request_id"], actor=user)
         if res.outcome == "not_found" or res.outcome == "not_yours":
             return note(t("not_found", number=number))
         if res.outcome == "stale" and res.request:
@@ -106,7 +106,7 @@ async def handle_command(state: dict[str, Any], runtime: Runtime[Context]) -> di
     if name == "pending":
         if user.role not in (Role.APPROVER, Role.ADMIN):
             return note(t("not_allowed"))
-        reqs = await R.pending_for(ctx.engine, user)
+        reqs = await R.pending_for(engine_of(ctx), user)
         if not reqs:
             return note(t("pending_none"))
         return note(t("pending_header") + "\n" + "\n".join(request_row(r, who=True) for r in reqs))
@@ -129,11 +129,11 @@ def request_row(r: R.RequestView, who: bool = False) -> str:
     return row + (f" — {r.requester.display_name}" if who else "")
 
 
-async def answer_catalog(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def answer_catalog(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Answer "do we stock A3 paper?" / "price of HP 26X?" read-only from the catalogue; no draft is started."""
     ctx = runtime.context
     msg, pending = current(state)
-    items = answer_query(msg.get("text") or "", ctx.catalog)[:5]
+    items = answer_query(msg.get("text") or "", catalog_of(ctx))[:5]
     if not items:
         return {"pending": pending, "notes": add_note(state, t("catalog_none"))}
     rows = [t("catalog_row", name=i.name, sku=i.sku, price=str(i.unit_price), unit=i.unit) for i in items]

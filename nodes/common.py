@@ -7,21 +7,24 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from langgraph.runtime import Runtime
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.domain import Inbound, State
 from core.repo import User, audit
+from tools.catalog import CatalogIndex
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context
 
 
-def current(state: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+def current(state: State) -> tuple[Inbound, list[int]]:
     """The next pending message of the turn and the pending list without it."""
     pending = list(state.get("pending") or [])
     idx = pending.pop(0)
     return state["inbound"][idx], pending
 
 
-def message_time(msg: dict[str, Any], ctx: Context) -> datetime:
+def message_time(msg: Inbound, ctx: Context) -> datetime:
     """The message's own time in the company's time zone (dates like "Friday" are read against it)."""
     tz = ZoneInfo(ctx.timezone)
     if ctx.now is not None:
@@ -44,12 +47,34 @@ def user_of(runtime: Runtime[Context]) -> User:
     return user
 
 
+def engine_of(ctx: Context) -> AsyncEngine:
+    """The run's database engine.
+
+    Raises:
+        RuntimeError: the run has no database (a Context built without one, e.g. for drawing the graph).
+    """
+    if ctx.engine is None:
+        raise RuntimeError("no database engine in the run context")
+    return ctx.engine
+
+
+def catalog_of(ctx: Context) -> CatalogIndex:
+    """The run's catalogue index.
+
+    Raises:
+        RuntimeError: the run has no catalogue loaded.
+    """
+    if ctx.catalog is None:
+        raise RuntimeError("no catalogue in the run context")
+    return ctx.catalog
+
+
 async def record(
     runtime: Runtime[Context],
     action: str,
     *,
     request_id: int | None = None,
-    msg: dict[str, Any] | None = None,
+    msg: Inbound | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
     """Write an audit-log entry for the sender (no-op without a database, e.g. in Studio)."""
@@ -67,6 +92,6 @@ async def record(
         )
 
 
-def add_note(state: dict[str, Any], text: str) -> list[str]:
+def add_note(state: State, text: str) -> list[str]:
     """The turn's notes with ``text`` appended."""
     return [*(state.get("notes") or []), text]

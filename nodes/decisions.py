@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from core.domain import Role
+from core.domain import Role, State
 from core.policy import may_decide
 from nodes import draft as D
-from nodes.common import add_note, current, record, user_of
+from nodes.common import add_note, current, engine_of, record, user_of
 from nodes.compose import t
 from nodes.intake import _complete, _today, learn_choice, resolve_stale, submit_draft
 from tools import requests as R
@@ -33,7 +33,7 @@ async def check_decision(runtime: Runtime[Context], request_id: int, revision: i
     """Why this user may not decide this request revision now (a reply text), or ``None`` when they may."""
     ctx = runtime.context
     user = user_of(runtime)
-    req = await R.get_request(ctx.engine, request_id)
+    req = await R.get_request(engine_of(ctx), request_id)
     number = R.number_of(request_id)
     if req is None:
         return t("not_found", number=number)
@@ -56,7 +56,7 @@ async def check_decision(runtime: Runtime[Context], request_id: int, revision: i
     return None
 
 
-async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_button(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Act on a reply-button or list-row id (ids are ours: ``confirm``, ``pick:1:SKU``, ``approve:12:1``...)."""
     ctx = runtime.context
     user = user_of(runtime)
@@ -70,7 +70,7 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
             return {**base, "notes": add_note(state, t("no_draft"))}
         if not _complete(draft, _today(msg, ctx)):
             return {**base, "show_summary": True}
-        return {**base, **(await submit_draft({**state, **base}, runtime, msg))}
+        return {**base, **(await submit_draft({**state, "pending": pending}, runtime, msg))}
 
     if rid == "cancel_draft":
         if not D.lines_of(draft):
@@ -134,11 +134,13 @@ async def handle_button(state: dict[str, Any], runtime: Runtime[Context]) -> dic
     return {**base, "notes": add_note(state, t("button_inactive"))}
 
 
-async def handle_reason(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_reason(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """The approver's rejection reason: re-check, then resume the approval thread with ``reject``."""
     user = user_of(runtime)
     msg, pending = current(state)
-    awaiting = state.get("awaiting") or {}
+    awaiting = state.get("awaiting")
+    if awaiting is None:
+        raise ValueError("handle_reason runs only while a reject reason is awaited")
     base: dict[str, Any] = {"pending": pending, "awaiting": None}
     problem = await check_decision(runtime, awaiting["request_id"], awaiting["revision"])
     if problem:

@@ -1,8 +1,7 @@
-"""Pure operations on the draft dict kept in State (used by the rule path and by the LLM tools alike).
+"""Pure operations on the draft kept in State (used by the rule path and by the LLM tools alike).
 
-A draft is ``{"lines": [Line.to_dict()], "site", "needed_by" (ISO date), "notes": [str], "attachments": [key],
-"request_id": int | None, "accepted_free_text": bool}``. Each function returns a NEW draft (State updates
-must not mutate the checkpointed value in place).
+A draft is a :class:`core.domain.Draft` (lines as :class:`core.domain.LineDict`, dates as ISO strings). Each
+function returns a NEW draft (State updates must not mutate the checkpointed value in place).
 """
 
 from __future__ import annotations
@@ -12,34 +11,34 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.domain import Line
+from core.domain import Draft, DraftSnapshot, Line
 from tools.extraction import Edit
 
 
-def empty_draft() -> dict[str, Any]:
+def empty_draft() -> Draft:
     """A draft with nothing in it."""
     return {"lines": [], "site": None, "needed_by": None, "notes": [], "attachments": [], "request_id": None}
 
 
-def lines_of(draft: dict[str, Any] | None) -> list[Line]:
+def lines_of(draft: Draft | DraftSnapshot | None) -> list[Line]:
     """The draft's lines as :class:`~core.domain.Line` objects."""
     return [Line.from_dict(d) for d in (draft or {}).get("lines", [])]
 
 
-def needed_by_of(draft: dict[str, Any] | None) -> date | None:
+def needed_by_of(draft: Draft | None) -> date | None:
     """The draft's needed-by date."""
     v = (draft or {}).get("needed_by")
     return date.fromisoformat(v) if v else None
 
 
-def with_lines(draft: dict[str, Any] | None, lines: list[Line]) -> dict[str, Any]:
+def with_lines(draft: Draft | None, lines: list[Line]) -> Draft:
     """Copy of ``draft`` with ``lines``."""
     d = copy.deepcopy(draft) if draft else empty_draft()
     d["lines"] = [ln.to_dict() for ln in lines]
     return d
 
 
-def add_lines(draft: dict[str, Any] | None, new: list[Line]) -> dict[str, Any]:
+def add_lines(draft: Draft | None, new: list[Line]) -> Draft:
     """Append lines; a line for a SKU already in the draft with the same unit adds to its quantity."""
     lines = lines_of(draft)
     for ln in new:
@@ -73,7 +72,7 @@ def accept_proposal(lines: list[Line], catalog: Any) -> dict[str, Any] | None:
     return None
 
 
-def idle_hours(draft: dict[str, Any] | None, now: datetime) -> float:
+def idle_hours(draft: Draft | None, now: datetime) -> float:
     """Hours since the draft was last changed (``touched_at``, ISO time), ``0.0`` when it has no stamp."""
     stamp = (draft or {}).get("touched_at")
     if not stamp:
@@ -81,18 +80,23 @@ def idle_hours(draft: dict[str, Any] | None, now: datetime) -> float:
     return max(0.0, (now - datetime.fromisoformat(stamp)).total_seconds() / 3600.0)
 
 
-def snapshot(draft: dict[str, Any] | None) -> dict[str, Any]:
+def snapshot(draft: Draft | None) -> DraftSnapshot:
     """The parts of a draft kept aside while the person chooses what to do with it (lines, site, date, stamp)."""
-    d = draft or {}
-    return {k: copy.deepcopy(d.get(k)) for k in ("lines", "site", "needed_by", "touched_at")}
+    d: Draft = draft or {}
+    return {
+        "lines": copy.deepcopy(d.get("lines") or []),
+        "site": d.get("site"),
+        "needed_by": d.get("needed_by"),
+        "touched_at": d.get("touched_at"),
+    }
 
 
 ADDITIVE_CUES = ("add", "also", "more", "plus", "another", "extra", "additional", "ongeza", "zaidi")
 
 
 def merge_lines(
-    draft: dict[str, Any] | None, new: list[Line], *, additive: bool
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    draft: Draft | None, new: list[Line], *, additive: bool
+) -> tuple[Draft, list[dict[str, Any]]]:
     """Fold newly read lines into the draft: a line for a SKU already there is a correction.
 
     With ``additive`` (the message said "add", "also", "more"...) the quantities add up; otherwise the new
@@ -115,15 +119,21 @@ def merge_lines(
     return with_lines(draft, lines), log
 
 
-def set_field(draft: dict[str, Any] | None, **values: Any) -> dict[str, Any]:
-    """Copy of ``draft`` with top-level fields set (dates as ISO strings)."""
+def set_field(draft: Draft | None, **values: Any) -> Draft:
+    """Copy of ``draft`` with top-level fields set (dates as ISO strings).
+
+    Raises:
+        KeyError: a name that is not a :class:`~core.domain.Draft` field.
+    """
     d = copy.deepcopy(draft) if draft else empty_draft()
     for k, v in values.items():
-        d[k] = v.isoformat() if isinstance(v, date) else v
+        if k not in Draft.__annotations__:
+            raise KeyError(f"not a draft field: {k}")
+        d[k] = v.isoformat() if isinstance(v, date) else v  # type: ignore[literal-required]
     return d
 
 
-def apply_edits(draft: dict[str, Any] | None, edits: list[Edit]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def apply_edits(draft: Draft | None, edits: list[Edit]) -> tuple[Draft, list[dict[str, Any]]]:
     """Apply parsed corrections in order; returns the new draft and a JSON-safe change log for the audit."""
     lines = lines_of(draft)
     d = copy.deepcopy(draft) if draft else empty_draft()

@@ -6,6 +6,8 @@ clients of ``runtime.context`` (an approval-thread runner and a fulfilment queue
     {"type": "start_approval", "request_id": 12, "revision": 2}            nodes.intake (submit, amendment)
     {"type": "resume_approval", "request_id": 12, "revision": 2,
      "decision": "approve" | "reject", "by": 7, "reason": "..."}           nodes.decisions (button, reason)
+
+(:class:`core.domain.Effect`; ``by`` is for the record only: the nodes act as ``runtime.context.user``.)
     {"type": "cancelled", "request_id": 12}                                nodes.commands (cancel PR-12)
     {"type": "retry_fulfilment", "fulfilment_id": 5, "by": 7}              nodes.decisions (Retry button)
     {"type": "fulfil", "request_id": 12}                                   nodes.approval (approved; approval graph)
@@ -32,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from langgraph.runtime import Runtime
 
+from core.domain import ApprovalState, Decision, Effect, EffectType, State
 from nodes.approval import approval_thread_id
+from nodes.common import engine_of
 from nodes.compose import t, text_msg
 from tools import requests as R
 
@@ -55,10 +59,8 @@ class ApprovalThreads(Protocol):
         """Start the revision's thread unless it exists; return the approver's messages (recorded ones if it did)."""
         ...
 
-    async def resume(
-        self, request_id: int, revision: int, answer: dict[str, Any], ctx: Context
-    ) -> list[dict[str, Any]]:
-        """Resume a waiting thread with ``answer`` (``decision``, ``by``, ``reason``); return its notices.
+    async def resume(self, request_id: int, revision: int, answer: Decision, ctx: Context) -> list[dict[str, Any]]:
+        """Resume a waiting thread with ``answer`` as ``ctx.user`` (the decider); return its notices.
 
         A thread that was already decided returns its recorded notices; one never started returns ``[]``.
         """
@@ -82,11 +84,11 @@ def keyed(messages: list[dict[str, Any]], key_prefix: str) -> list[dict[str, Any
     return [{**m, OUTBOX_KEY: f"{key_prefix}:{i}"} for i, m in enumerate(messages)]
 
 
-def _of(state: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]]]:
+def _of(state: State, kind: EffectType) -> list[tuple[int, Effect]]:
     return [(i, e) for i, e in enumerate(state.get("effects") or []) if e.get("type") == kind]
 
 
-def _needed(state: dict[str, Any], node: str) -> bool:
+def _needed(state: State, node: str) -> bool:
     if node == "start_approval":
         return bool(_of(state, "start_approval"))
     if node == "supersede_approval":
@@ -101,11 +103,11 @@ def effects_after(node: str) -> tuple[str, ...]:
     return EFFECT_NODES[EFFECT_NODES.index(node) + 1 :] if node in EFFECT_NODES else EFFECT_NODES
 
 
-def route_effects_after(node: str) -> Callable[[dict[str, Any]], EffectNode]:
+def route_effects_after(node: str) -> Callable[[State], EffectNode]:
     """Router factory: after ``node`` (``respond`` or an effect node), the next effect node the turn needs, or END."""
     later = effects_after(node)
 
-    def route_effects(state: dict[str, Any]) -> EffectNode:
+    def route_effects(state: State) -> EffectNode:
         for name in later:
             if _needed(state, name):
                 return cast(EffectNode, name)
@@ -115,11 +117,11 @@ def route_effects_after(node: str) -> Callable[[dict[str, Any]], EffectNode]:
     return route_effects
 
 
-def _with_outbound(state: dict[str, Any], extra: list[dict[str, Any]]) -> dict[str, Any]:
+def _with_outbound(state: State, extra: list[dict[str, Any]]) -> dict[str, Any]:
     return {"outbound": [*(state.get("outbound") or []), *extra]} if extra else {}
 
 
-async def start_approval(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def start_approval(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Start each submitted revision's approval thread; the approver's Approve/Reject message goes out once."""
     ctx = runtime.context
     if ctx.approvals is None:
@@ -131,7 +133,7 @@ async def start_approval(state: dict[str, Any], runtime: Runtime[Context]) -> di
     return _with_outbound(state, out)
 
 
-async def supersede_approval(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def supersede_approval(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Close approval threads nobody needs to answer any more (the superseded revision, a cancelled request).
 
     The previous revision of an amended request is superseded; so is the current revision of a cancelled
@@ -140,7 +142,7 @@ async def supersede_approval(state: dict[str, Any], runtime: Runtime[Context]) -
     ctx = runtime.context
     if ctx.approvals is None:
         return {}
-    superseded = {"decision": "superseded", "by": None}
+    superseded: Decision = {"decision": "superseded"}
     out: list[dict[str, Any]] = []
     for _, eff in _of(state, "start_approval"):
         rid, rev = int(eff["request_id"]), int(eff["revision"])
@@ -148,7 +150,7 @@ async def supersede_approval(state: dict[str, Any], runtime: Runtime[Context]) -
             prev = approval_thread_id(rid, rev - 1)
             out += keyed(await ctx.approvals.resume(rid, rev - 1, superseded, ctx), f"{prev}:decided")
     for i, eff in _of(state, "cancelled"):
-        req = await R.get_request(ctx.engine, int(eff["request_id"]))
+        req = await R.get_request(engine_of(ctx), int(eff["request_id"]))
         if req is None:
             continue
         thread = approval_thread_id(req.id, req.revision)
@@ -159,7 +161,7 @@ async def supersede_approval(state: dict[str, Any], runtime: Runtime[Context]) -
     return _with_outbound(state, out)
 
 
-async def resume_approval(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def resume_approval(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Resume approval threads with the decisions of this turn (re-checked in the thread against the database)."""
     ctx = runtime.context
     if ctx.approvals is None:
@@ -167,12 +169,12 @@ async def resume_approval(state: dict[str, Any], runtime: Runtime[Context]) -> d
     out: list[dict[str, Any]] = []
     for _, eff in _of(state, "resume_approval"):
         rid, rev = int(eff["request_id"]), int(eff["revision"])
-        answer = {k: eff.get(k) for k in ("decision", "by", "reason")}
+        answer: Decision = {"decision": eff["decision"], "reason": eff.get("reason")}
         out += keyed(await ctx.approvals.resume(rid, rev, answer, ctx), f"{approval_thread_id(rid, rev)}:decided")
     return _with_outbound(state, out)
 
 
-async def retry_fulfilment(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def retry_fulfilment(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Start a new round of each failed fulfilment whose Retry button was pressed (by the sender of the turn)."""
     ctx = runtime.context
     if ctx.fulfilment is None:
@@ -187,13 +189,13 @@ async def retry_fulfilment(state: dict[str, Any], runtime: Runtime[Context]) -> 
     return {}
 
 
-def route_after_decision(state: dict[str, Any]) -> Literal["enqueue_fulfilment", "__end__"]:
+def route_after_decision(state: ApprovalState) -> Literal["enqueue_fulfilment", "__end__"]:
     """Router of the approval graph: fulfilment after an approval, else the thread ends."""
     wants = any(e.get("type") == "fulfil" for e in state.get("effects") or [])
     return "enqueue_fulfilment" if wants else "__end__"
 
 
-async def enqueue_fulfilment(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def enqueue_fulfilment(state: ApprovalState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Approval graph: turn the approved request into fulfilments and enqueue their jobs (idempotent)."""
     ctx = runtime.context
     if ctx.fulfilment is None:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from core.domain import Line
+from core.domain import Draft, Inbound, Line, State
 from core.policy import NoApproverError, missing_fields
 from nodes import draft as D
-from nodes.common import add_note, current, message_time, record, user_of
+from nodes.common import add_note, catalog_of, current, engine_of, message_time, record, user_of
 from nodes.compose import t
 from tools import requests as R
 from tools.catalog import tokens
@@ -44,11 +44,11 @@ def for_extraction(text: str) -> str:
     return _IDENTIFIERS.sub(" ", text)
 
 
-def _today(msg: dict[str, Any], ctx: Context) -> date:
+def _today(msg: Inbound, ctx: Context) -> date:
     return message_time(msg, ctx).date()
 
 
-async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def interpret_text(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Read one free-text message with the rule extractor: corrections to the draft, or new lines/site/date.
 
     A message the rules cannot read at all goes to ``unresolved`` (for the LLM, or a "please rephrase").
@@ -59,8 +59,8 @@ async def interpret_text(state: dict[str, Any], runtime: Runtime[Context]) -> di
     ctx = runtime.context
     msg, _ = current(state)
     draft = state.get("draft")
-    awaiting = state.get("awaiting") or {}
-    if awaiting.get("kind") == "stale_draft":
+    awaiting = state.get("awaiting")
+    if awaiting is not None and awaiting.get("kind") == "stale_draft":
         choice = STALE_WORDS.get(_words(msg.get("text") or ""))
         if choice is not None:
             _, pending = current(state)
@@ -88,7 +88,7 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z]+", text.lower()))
 
 
-def resolve_stale(state: dict[str, Any], choice: str) -> dict[str, Any]:
+def resolve_stale(state: State, choice: str) -> dict[str, Any]:
     """Apply the person's stale-draft choice: ``"add"`` the new lines to the old draft, or ``"new"`` (drop it).
 
     Returns:
@@ -105,7 +105,7 @@ def resolve_stale(state: dict[str, Any], choice: str) -> dict[str, Any]:
     return {"draft": merged, "awaiting": None, "show_summary": True}
 
 
-async def _interpret(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def _interpret(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     msg, pending = current(state)
     raw_text = msg.get("text") or ""
@@ -119,18 +119,18 @@ async def _interpret(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
     sites = list(ctx.sites)
 
     if lines:
-        edits = parse_edits(text, lines, ctx.catalog, now=now, sites=sites)
+        edits = parse_edits(text, lines, catalog_of(ctx), now=now, sites=sites)
         if edits:
             new_draft, log = D.apply_edits(draft, edits)
             await record(runtime, "draft.edited", msg=msg, details={"changes": log})
             await _learn_from_edits(runtime, log, msg)
             update.update(draft=new_draft, show_summary=True)
             return update
-    elif state.get("active_request_id") and ctx.engine is not None:
-        req = await R.get_request(ctx.engine, state["active_request_id"])
+    elif (active := state.get("active_request_id")) and ctx.engine is not None:
+        req = await R.get_request(ctx.engine, active)
         user = user_of(runtime)
         if req is not None and req.status in R.OPEN_STATUSES and req.requester.id == user.id:
-            edits = parse_edits(text, req.lines, ctx.catalog, now=now, sites=sites)
+            edits = parse_edits(text, req.lines, catalog_of(ctx), now=now, sites=sites)
             if edits:
                 base = D.set_field(
                     D.with_lines(None, req.lines), site=req.site, needed_by=req.needed_by, request_id=req.id
@@ -142,14 +142,14 @@ async def _interpret(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
         elif (
             req is not None
             and req.requester.id == user.id
-            and parse_edits(text, req.lines, ctx.catalog, now=now, sites=sites)
+            and parse_edits(text, req.lines, catalog_of(ctx), now=now, sites=sites)
         ):
             # A correction to a request that is already approved (and being ordered): say so, change nothing.
             status = req.status.replace("_", " ")
             update["notes"] = add_note(state, t("amend_locked", number=req.number, status=status))
             return update
 
-    result = extract(text, ctx.catalog, now=now, sites=sites)
+    result = extract(text, catalog_of(ctx), now=now, sites=sites)
     if not result.lines and not result.site and not result.needed_by:
         update["unresolved"] = [*(state.get("unresolved") or []), raw_text]
         return update
@@ -184,7 +184,7 @@ async def _interpret(state: dict[str, Any], runtime: Runtime[Context]) -> dict[s
     return update
 
 
-async def learn_choice(runtime: Runtime[Context], phrase: str, sku: str, msg: dict[str, Any] | None = None) -> bool:
+async def learn_choice(runtime: Runtime[Context], phrase: str, sku: str, msg: Inbound | None = None) -> bool:
     """Remember the person's words for the item they chose, when the words say something the catalogue does not.
 
     Only a phrase with at least one word absent from the catalogue's own vocabulary is learned ("biros" -> the
@@ -203,14 +203,14 @@ async def learn_choice(runtime: Runtime[Context], phrase: str, sku: str, msg: di
         return False
     user = ctx.user
     try:
-        await learn_alias(ctx.engine, phrase, sku, user.id if user is not None else None)
+        await learn_alias(engine_of(ctx), phrase, sku, user.id if user is not None else None)
     except ValueError:
         return False
     await record(runtime, "catalog.alias_learned", msg=msg, details={"phrase": phrase, "sku": sku})
     return True
 
 
-async def _learn_from_edits(runtime: Runtime[Context], log: list[dict[str, Any]], msg: dict[str, Any]) -> None:
+async def _learn_from_edits(runtime: Runtime[Context], log: list[dict[str, Any]], msg: Inbound) -> None:
     """Learn from edits that settled an ambiguous line (the person's phrase -> the item they named)."""
     for entry in log:
         before, after = entry.get("before") or {}, entry.get("after") or {}
@@ -218,12 +218,12 @@ async def _learn_from_edits(runtime: Runtime[Context], log: list[dict[str, Any]]
             await learn_choice(runtime, before.get("description") or "", after["sku"], msg)
 
 
-def _complete(draft: dict[str, Any] | None, today: date) -> bool:
+def _complete(draft: Draft | None, today: date) -> bool:
     lines = D.lines_of(draft)
     return not missing_fields(lines, (draft or {}).get("site"), D.needed_by_of(draft), today=today)
 
 
-async def submit_draft(state: dict[str, Any], runtime: Runtime[Context], msg: dict[str, Any]) -> dict[str, Any]:
+async def submit_draft(state: State, runtime: Runtime[Context], msg: Inbound) -> dict[str, Any]:
     """Submit the complete draft as a purchase request (or as an amendment of the submitted one).
 
     Returns the State update: the draft is cleared, the requester is told who approves it, and an effect asks
@@ -231,30 +231,36 @@ async def submit_draft(state: dict[str, Any], runtime: Runtime[Context], msg: di
     """
     ctx = runtime.context
     user = user_of(runtime)
-    draft = state.get("draft") or {}
+    draft: Draft = state.get("draft") or {}
     lines: list[Line] = D.lines_of(draft)
     needed_by = D.needed_by_of(draft)
-    assert needed_by is not None and draft.get("site")
+    site, request_id = draft.get("site"), draft.get("request_id")
+    if needed_by is None or not site:
+        raise ValueError("submit_draft needs a draft with a site and a needed-by date")
     effects = list(state.get("effects") or [])
     try:
-        if draft.get("request_id"):
-            sub = await R.amend_request(
-                ctx.engine,
-                draft["request_id"],
-                actor=user,
-                lines=lines,
-                site=draft["site"],
-                needed_by=needed_by,
-                change={"lines": [ln.to_dict() for ln in lines]},
-                inbox_id=msg.get("inbox_id"),
-            )
+        if request_id:
+            try:
+                sub = await R.amend_request(
+                    engine_of(ctx),
+                    request_id,
+                    actor=user,
+                    lines=lines,
+                    site=site,
+                    needed_by=needed_by,
+                    change={"lines": [ln.to_dict() for ln in lines]},
+                    inbox_id=msg.get("inbox_id"),
+                )
+            except (LookupError, PermissionError) as exc:
+                status = str(exc)
+                return {"notes": add_note(state, t("amend_locked", number=R.number_of(request_id), status=status))}
             note = t("resubmitted", number=sub.number, approver=sub.approver.name)
         else:
             sub = await R.submit_request(
-                ctx.engine,
+                engine_of(ctx),
                 requester=user,
                 lines=lines,
-                site=draft["site"],
+                site=site,
                 needed_by=needed_by,
                 currency=ctx.currency,
                 chat_id=ctx.chat_id,
@@ -266,8 +272,6 @@ async def submit_draft(state: dict[str, Any], runtime: Runtime[Context], msg: di
             note = t("submitted", number=sub.number, approver=sub.approver.name)
     except NoApproverError:
         return {"notes": add_note(state, t("no_approver"))}
-    except (LookupError, PermissionError) as exc:
-        return {"notes": add_note(state, t("amend_locked", number=R.number_of(draft["request_id"]), status=str(exc)))}
     effects.append({"type": "start_approval", "request_id": sub.request_id, "revision": sub.revision})
     await _attribute_usage(ctx, sub.request_id)
     return {
@@ -285,7 +289,7 @@ async def _attribute_usage(ctx: Context, request_id: int) -> None:
 
     from core.db import llm_usage
 
-    async with ctx.engine.begin() as conn:
+    async with engine_of(ctx).begin() as conn:
         await conn.execute(
             update(llm_usage)
             .where(llm_usage.c.thread_id == f"{ctx.provider}:{ctx.chat_id}", llm_usage.c.request_id.is_(None))
@@ -293,7 +297,7 @@ async def _attribute_usage(ctx: Context, request_id: int) -> None:
         )
 
 
-async def handle_confirmation(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_confirmation(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """A typed yes/no: confirm a complete draft, accept free-text lines, or decline."""
     from nodes.routing import DENY_WORDS
 
@@ -319,10 +323,10 @@ async def handle_confirmation(state: dict[str, Any], runtime: Runtime[Context]) 
             return {**base, "draft": D.with_lines(draft, lines), "show_summary": True}
     if missing:
         return {**base, "show_summary": True}
-    return {**base, **(await submit_draft({**state, **base}, runtime, msg))}
+    return {**base, **(await submit_draft({**state, "pending": pending}, runtime, msg))}
 
 
-def with_attachment(draft: dict[str, Any] | None, msg: dict[str, Any]) -> dict[str, Any] | None:
+def with_attachment(draft: Draft | None, msg: Inbound) -> Draft | None:
     """The draft with the message's stored media attached (by storage key only), or unchanged."""
     key = msg.get("storage_key")
     if not key:
@@ -333,7 +337,7 @@ def with_attachment(draft: dict[str, Any] | None, msg: dict[str, Any]) -> dict[s
     return D.set_field(draft, attachments=[*attachments, key])
 
 
-async def handle_media(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_media(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """A photo, voice note, document... without text: keep it with the draft, say what can't be read yet."""
     msg, pending = current(state)
     what = _MEDIA_NAMES.get(msg.get("kind") or "", "that kind of message")
@@ -346,7 +350,7 @@ async def handle_media(state: dict[str, Any], runtime: Runtime[Context]) -> dict
     return update
 
 
-async def skip_message(state: dict[str, Any]) -> dict[str, Any]:
+async def skip_message(state: State) -> dict[str, Any]:
     """Reactions and empty messages: nothing to answer."""
     _, pending = current(state)
     return {"pending": pending}

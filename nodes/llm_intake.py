@@ -21,12 +21,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 from sqlalchemy import insert
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from core.db import llm_usage
-from core.domain import Line
+from core.domain import Draft, Line, State
 from nodes import draft as D
 from nodes.commands import render_request, request_row
-from nodes.common import add_note, message_time, record, user_of
+from nodes.common import add_note, catalog_of, engine_of, message_time, record, user_of
 from nodes.compose import t
 from prompts import INTAKE_PROMPT_VERSION, load_prompt
 from tools.extraction.units import convert, pack_size
@@ -54,6 +55,20 @@ PROMPT_TOKEN_BUDGET = 1500
 PER_MESSAGE = 4
 
 
+class UsageRecord(TypedDict):
+    """Token usage of one LLM call, as kept on :attr:`graphs.context.Context.usage`.
+
+    Fields:
+        input_tokens: prompt tokens the provider counted (``usage_metadata``; 0 when it reports none).
+        output_tokens: completion tokens the provider counted.
+        outcome: ``ok`` (applied) or ``refused`` (not a valid tool call; nothing written).
+    """
+
+    input_tokens: int
+    output_tokens: int
+    outcome: str
+
+
 class RefusedToolCall(ValueError):
     """The model's reply was not an acceptable set of tool calls."""
 
@@ -65,7 +80,7 @@ def _candidate_row(item: Any) -> str:
     return row + (f" | {pack.count.normalize():f} {pack.unit} per {item.unit}" if pack else "")
 
 
-def open_questions(state: dict[str, Any]) -> list[str]:
+def open_questions(state: State) -> list[str]:
     """What the agent is waiting for: the draft's typed slots if any, else the open question kinds.
 
     Slots (``draft["slots"]``) are read defensively: a list of ``{"kind": "item"|"quantity"|"site"|"needed_by"|
@@ -86,7 +101,7 @@ def open_questions(state: dict[str, Any]) -> list[str]:
     return rows[:OPEN_MAX]
 
 
-def build_messages(state: dict[str, Any], ctx: Context, today: date, *, reserve: int = 0) -> list[BaseMessage]:
+def build_messages(state: State, ctx: Context, today: date, *, reserve: int = 0) -> list[BaseMessage]:
     """The model input: static system prompt, then the recent window, draft, open questions and candidates.
 
     Args:
@@ -149,7 +164,7 @@ def build_messages(state: dict[str, Any], ctx: Context, today: date, *, reserve:
     return [SystemMessage(system), HumanMessage(body)]
 
 
-async def _record_usage(ctx: Context, msg: AIMessage, outcome: str, state: dict[str, Any]) -> tuple[int, int]:
+async def _record_usage(ctx: Context, msg: AIMessage, outcome: str, state: State) -> tuple[int, int]:
     usage = getattr(msg, "usage_metadata", None) or {}
     tin, tout = int(usage.get("input_tokens", 0) or 0), int(usage.get("output_tokens", 0) or 0)
     if ctx.engine is not None:
@@ -167,7 +182,7 @@ async def _record_usage(ctx: Context, msg: AIMessage, outcome: str, state: dict[
                     outcome=outcome,
                 )
             )
-    ctx.extras.setdefault("usage", []).append({"input_tokens": tin, "output_tokens": tout, "outcome": outcome})
+    ctx.usage.append({"input_tokens": tin, "output_tokens": tout, "outcome": outcome})
     return tin, tout
 
 
@@ -194,8 +209,8 @@ def validate_calls(msg: AIMessage, allowed: tuple[str, ...]) -> list[tuple[str, 
 
 
 def apply_calls(
-    draft: dict[str, Any] | None, calls: list[tuple[str, Any, str]], ctx: Context, today: date
-) -> tuple[dict[str, Any], list[str]]:
+    draft: Draft | None, calls: list[tuple[str, Any, str]], ctx: Context, today: date
+) -> tuple[Draft, list[str]]:
     """Apply validated calls to a copy of the draft; returns the draft and question kinds asked.
 
     Raises:
@@ -238,10 +253,12 @@ def apply_calls(
             d = D.set_field(d, needed_by=when)
         elif name == "ask_clarification":
             if a.kind == "clarify_item":
-                skus = [s for s in a.skus if ctx.catalog.get(s)]
+                catalog = catalog_of(ctx)
+                found = [(s, item) for s in a.skus if (item := catalog.get(s)) is not None]
+                skus = [s for s, _ in found]
                 if len(skus) < 2:
                     raise RefusedToolCall("clarify_item needs at least two catalogue SKUs")
-                first = ctx.catalog.get(skus[0])
+                first = found[0][1]
                 d = D.add_lines(
                     d, [Line(first.name.split("(")[0].strip(), Decimal(1), first.unit, None, None, 0.4, skus)]
                 )
@@ -261,13 +278,15 @@ def _line(ctx: Context, sku: str | None, description: str, quantity: Decimal, un
     return Line(item.name, conv.quantity, item.unit, item.sku, item.unit_price, 0.9)
 
 
-async def call_model(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Ask the configured model to turn the unresolved text into tool calls, validate and apply them."""
     ctx = runtime.context
     user = user_of(runtime)
     inbound = state.get("inbound") or [{}]
     today = message_time(inbound[-1], ctx).date()
     allowed = ROLE_TOOLS[user.role]
+    if ctx.chat_model is None:
+        raise RuntimeError("call_model needs a chat model in the run context")
     model = ctx.chat_model.bind_tools(tools_for(user.role))
     messages = build_messages(state, ctx, today, reserve=schema_tokens(user.role))
     calls_made = 0
@@ -338,7 +357,7 @@ async def _run_lookups(runtime: Runtime[Context], calls: list[tuple[str, Any, st
         if name not in LOOKUP_TOOLS:
             continue
         try:
-            res = await run_lookup(name, args, engine=ctx.engine, user=user)
+            res = await run_lookup(name, args, engine=engine_of(ctx), user=user)
         except PermissionError as exc:
             raise RefusedToolCall(str(exc)) from exc
         if res.refused is not None:
@@ -354,7 +373,7 @@ async def _render_lookup(res: LookupResult, ctx: Context) -> str:
     if res.tool == "request_orders":
         from tools.fulfilment_view import orders_text
 
-        return await orders_text(ctx.engine, res.requests[0])
+        return await orders_text(engine_of(ctx), res.requests[0])
     if res.single:
         return render_request(res.requests[0])
     if not res.requests:

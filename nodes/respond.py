@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from core.domain import CatalogItem, Line
+from core.domain import CatalogItem, Draft, DraftSnapshot, Line, State
 from core.policy import CONFIDENCE_ASK, free_text_lines, missing_fields, total_of
 from nodes import draft as D
 from nodes.common import message_time
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer 
 INTERACTIVE_BODY_MAX = 1024
 
 
-def ingest(state: dict[str, Any]) -> dict[str, Any]:
+def ingest(state: State) -> dict[str, Any]:
     """Start a turn: queue the turn's messages, add them to the window, clear last turn's outputs."""
     inbound = state.get("inbound") or []
     window = [
@@ -52,7 +52,7 @@ def ingest(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _questions(draft: dict[str, Any], missing: list[str], ctx: Context) -> tuple[list[str], dict[str, Any] | None]:
+def _questions(draft: Draft, missing: list[str], ctx: Context) -> tuple[list[str], dict[str, Any] | None]:
     """Question texts for what is missing, and an optional list message for an ambiguous line."""
     lines = D.lines_of(draft)
     texts: list[str] = []
@@ -65,9 +65,8 @@ def _questions(draft: dict[str, Any], missing: list[str], ctx: Context) -> tuple
                 item = ctx.catalog.get(sku) if ctx.catalog else None
                 desc = f"{item.name} — {item.unit_price}/{item.unit}" if item else sku
                 rows.append((f"pick:{idx}:{sku}", sku, desc))
-            names = " or ".join(
-                f"{ctx.catalog.get(s).name}" for s in ln.candidates[:3] if ctx.catalog and ctx.catalog.get(s)
-            )
+            named = [ctx.catalog.get(s) for s in ln.candidates[:3]] if ctx.catalog else []
+            names = " or ".join(item.name for item in named if item)
             texts.append(t("ask_clarify", description=ln.description) + (f" ({names})" if names else ""))
             pick = {"rows": rows}
         elif kind == "quantity":
@@ -109,7 +108,7 @@ def _free_text_note(lines: list[Line]) -> str | None:
     return "\n".join(t("ask_unknown", description=ln.description, short=ln.description.split()[-1]) for ln in fresh)
 
 
-def _stale_choice(to: str, previous: dict[str, Any], ctx: Context) -> dict[str, Any]:
+def _stale_choice(to: str, previous: DraftSnapshot, ctx: Context) -> dict[str, Any]:
     """The old draft's lines with the choice: add the new lines to it, or keep them apart (old one dropped)."""
     lines = D.lines_of(previous)
     stamp = previous.get("touched_at")
@@ -119,7 +118,7 @@ def _stale_choice(to: str, previous: dict[str, Any], ctx: Context) -> dict[str, 
                                                          ("stale:new", button_title("stale_new"))])  # fmt: skip
 
 
-async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Compose the turn's reply: notes, then (if the draft changed) the summary with questions or Confirm."""
     ctx = runtime.context
     to = ctx.chat_id
@@ -172,8 +171,10 @@ async def respond(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str,
                 body = t("ask_confirm")
             buttons = [("confirm", button_title("confirm")), ("cancel_draft", button_title("cancel_draft"))]
             outbound.append(buttons_msg(to, body, buttons))
-    if draft and draft.get("previous") and (state.get("awaiting") or {}).get("kind") == "stale_draft":
-        outbound.append(_stale_choice(to, draft["previous"], ctx))
+    awaiting = state.get("awaiting")
+    previous = draft.get("previous") if draft else None
+    if previous and awaiting is not None and awaiting.get("kind") == "stale_draft":
+        outbound.append(_stale_choice(to, previous, ctx))
         questions.append("stale_draft")
     if notes:
         outbound.append(text_msg(to, "\n\n".join(notes)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from core.domain import Awaiting, Inbound, State
 from tools.extraction import is_catalog_question
 from tools.tickets import complaint_of
 
@@ -98,7 +99,7 @@ def ticket_query_of(text: str) -> int | None:
     return int(m.group("a") or m.group("b") or m.group("c")) if m else None
 
 
-def classify(message: dict[str, Any], *, awaiting: dict[str, Any] | None = None, draft_open: bool = False) -> Intent:
+def classify(message: Inbound, *, awaiting: Awaiting | None = None, draft_open: bool = False) -> Intent:
     """Classify one inbound message (``InboundMessage.to_dict()``) by shape alone.
 
     Args:
@@ -136,7 +137,20 @@ def classify(message: dict[str, Any], *, awaiting: dict[str, Any] | None = None,
     return "text"
 
 
-NODE_FOR: dict[str, str] = {
+Handler = Literal[
+    "handle_button",
+    "handle_command",
+    "handle_confirmation",
+    "handle_reason",
+    "open_ticket",
+    "answer_ticket",
+    "answer_catalog",
+    "handle_media",
+    "interpret_text",
+    "skip_message",
+]
+
+NODE_FOR: dict[Intent, Handler] = {
     "button": "handle_button",
     "command": "handle_command",
     "confirm": "handle_confirmation",
@@ -151,30 +165,16 @@ NODE_FOR: dict[str, str] = {
 }
 
 
-def route_next(
-    state: dict[str, Any],
-) -> Literal[
-    "handle_button",
-    "handle_command",
-    "handle_confirmation",
-    "handle_reason",
-    "open_ticket",
-    "answer_ticket",
-    "answer_catalog",
-    "handle_media",
-    "interpret_text",
-    "skip_message",
-    "after_messages",
-]:
+def route_next(state: State) -> Handler | Literal["after_messages"]:
     """Router: the node for the next pending message of the turn, or ``after_messages`` when none is left."""
     pending = state.get("pending") or []
     if not pending:
         return "after_messages"
     msg = state["inbound"][pending[0]]
     draft_open = bool((state.get("draft") or {}).get("lines"))
-    return NODE_FOR[classify(msg, awaiting=state.get("awaiting"), draft_open=draft_open)]  # type: ignore[return-value]
+    return NODE_FOR[classify(msg, awaiting=state.get("awaiting"), draft_open=draft_open)]
 
 
-def route_after_messages(state: dict[str, Any], has_model: bool) -> Literal["call_model", "respond"]:
+def route_after_messages(state: State, has_model: bool) -> Literal["call_model", "respond"]:
     """Router: the LLM intake node only for text the rules left unresolved, and only with a model configured."""
     return "call_model" if has_model and state.get("unresolved") else "respond"

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
+from core.domain import Inbound, State
 from nodes.commands import may_see_request
-from nodes.common import add_note, current, record, user_of
+from nodes.common import add_note, current, engine_of, record, user_of
 from nodes.compose import fmt_date, t, text_msg
 from nodes.routing import ticket_query_of
 from tools import requests as R
@@ -30,7 +31,7 @@ def kind_text(kind: str) -> str:
     return t(f"ticket_kind_{kind}") if kind in ("wrong_item", "not_delivered", "damaged") else t("ticket_kind_other")
 
 
-def _source_key(msg: dict[str, Any], ctx: Context) -> str | None:
+def _source_key(msg: Inbound, ctx: Context) -> str | None:
     # The provider's message id is unique per inbound message; inbox ids are unique per stored row.
     if msg.get("provider_message_id"):
         return f"{ctx.provider}:{msg['provider_message_id']}"
@@ -39,7 +40,7 @@ def _source_key(msg: dict[str, Any], ctx: Context) -> str | None:
     return None
 
 
-async def open_ticket(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def open_ticket(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Open a support ticket for a complaint about something delivered or ordered, and notify a buyer.
 
     The ticket is linked to the ``PR-<n>`` the message names (only if the sender may see that request; otherwise
@@ -58,20 +59,20 @@ async def open_ticket(state: dict[str, Any], runtime: Runtime[Context]) -> dict[
     req: R.RequestView | None = None
     linked = "none"
     if complaint.request_id is not None:
-        req = await R.get_request(ctx.engine, complaint.request_id)
+        req = await R.get_request(engine_of(ctx), complaint.request_id)
         if req is None or not may_see_request(user, req):
             await record(runtime, "ticket.refused", msg=msg, details={"request": R.number_of(complaint.request_id)})
             return {**out, "notes": add_note(state, t("not_found", number=R.number_of(complaint.request_id)))}
         linked = "named"
     else:
-        rid = await TK.latest_delivered_request(ctx.engine, user.id)
+        rid = await TK.latest_delivered_request(engine_of(ctx), user.id)
         if rid is not None:
-            req = await R.get_request(ctx.engine, rid)
+            req = await R.get_request(engine_of(ctx), rid)
             linked = "latest"
 
-    staff = await TK.staff_to_notify(ctx.engine, req.site if req else user.site, exclude=user.id)
+    staff = await TK.staff_to_notify(engine_of(ctx), req.site if req else user.site, exclude=user.id)
     ticket, created = await TK.open_ticket(
-        ctx.engine,
+        engine_of(ctx),
         requester=user,
         kind=complaint.kind,
         text=text,
@@ -125,7 +126,7 @@ async def open_ticket(state: dict[str, Any], runtime: Runtime[Context]) -> dict[
     }
 
 
-async def answer_ticket(state: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+async def answer_ticket(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Answer ``status T-3``: only the ticket's requester, buyers and admins see it (checked server-side).
 
     Anyone else gets the same "not found" answer as for a ticket that does not exist.
@@ -136,9 +137,9 @@ async def answer_ticket(state: dict[str, Any], runtime: Runtime[Context]) -> dic
     ticket_id = ticket_query_of(msg.get("text") or "")
     assert ticket_id is not None
     number = TK.ticket_number(ticket_id)
-    ticket = await TK.ticket_for(ctx.engine, ticket_id, user)
+    ticket = await TK.ticket_for(engine_of(ctx), ticket_id, user)
     if ticket is None:
-        if await TK.get_ticket(ctx.engine, ticket_id) is not None:
+        if await TK.get_ticket(engine_of(ctx), ticket_id) is not None:
             await record(runtime, "ticket.view_refused", msg=msg, details={"ticket": number})
         return {"pending": pending, "notes": add_note(state, t("ticket_not_found", number=number))}
     body = t(

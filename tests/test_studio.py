@@ -153,7 +153,8 @@ async def test_studio_conversation_and_approval(studio_url: str, engine: Any, se
         state = await client.runs.wait(
             approval_thread["thread_id"],
             "approval",
-            command={"resume": {"decision": "approve", "by": brian.id, "reason": None}},
+            # The decider is the run's context (Brian), never a field of the answer.
+            command={"resume": {"decision": "approve", "reason": None}},
             context={"phone": brian.phone},
         )
         assert state["outcome"] == "ok"

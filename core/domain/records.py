@@ -1,6 +1,7 @@
-"""Domain types shared by every layer: roles, money, catalogue items and purchase-request lines.
+"""Domain objects: roles, request statuses, money, catalogue items, purchase-request lines, extraction results.
 
-Money is always ``Decimal`` with an ISO 4217 currency code; floats never carry amounts.
+Money is always ``Decimal`` with an ISO 4217 currency code; floats never carry amounts. Their JSON forms, as the
+graphs checkpoint them, are in :mod:`core.domain.state`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from core.domain.state import LineDict
 
 
 class Role(enum.StrEnum):
@@ -126,7 +129,7 @@ class Line:
         """Quantity times unit price, or ``None`` for an unpriced line."""
         return None if self.unit_price is None else (self.unit_price * self.quantity).quantize()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> LineDict:
         """JSON-safe form (amounts as strings) for state, API and audit."""
         return {
             "description": self.description,
@@ -142,8 +145,12 @@ class Line:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Line:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, d: LineDict | dict[str, Any]) -> Line:
+        """Inverse of :meth:`to_dict` (also reads older stored lines without ``asked``/``proposal``).
+
+        Raises:
+            KeyError: ``description``, ``quantity`` or ``unit`` is missing.
+        """
         price = None
         if d.get("unit_price") is not None:
             price = Money(Decimal(str(d["unit_price"])), d.get("currency") or "USD")
@@ -175,3 +182,4 @@ class ExtractionResult:
     site: str | None = None
     needed_by: date | None = None
     unresolved: list[str] = field(default_factory=list)
+
