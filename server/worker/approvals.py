@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from langgraph.types import Command
 
+from core.domain import Decision
 from graphs.approval import approval_thread_id
 from graphs.context import Context
 
@@ -68,9 +69,9 @@ class ApprovalThreadRunner:
         return []
 
     async def resume(
-        self, request_id: int, revision: int, answer: dict[str, Any], ctx: Context
+        self, request_id: int, revision: int, answer: Decision, ctx: Context
     ) -> list[dict[str, Any]]:
-        """Resume the waiting thread with ``answer`` (``decision``, ``by``, ``reason``); return its notices.
+        """Resume the waiting thread with ``answer`` as ``ctx.user`` (the decider); return its notices.
 
         A thread that was decided already returns the notices it recorded (and is first continued from its
         checkpoint when a crash left it mid-step, e.g. before its fulfilment was enqueued); a thread that never
