@@ -338,5 +338,7 @@ resolver = ContextResolver()
 
 #: The per-chat conversation graph (``{"inbound": [message dicts], "turn_id": int}`` in).
 procurement = studio_graph(procurement_graph.graph, resolver)
-#: The approval graph (``{"request_id": int, "revision": int}`` in; resume with ``Command(resume=...)``).
+#: The approval graph (``{"request_id": int, "revision": int}`` in; resume with
+#: ``Command(resume={"decision": "approve"|"reject", "reason": ...})`` and the approver's phone in the context:
+#: the decider is the run's user, never a field of the answer).
 approval = studio_graph(approval_graph.graph, resolver)
