@@ -76,9 +76,10 @@ def _is_statement(toks: list[str]) -> bool:
 def _purpose_tail(toks: list[str], catalog: CatalogIndex) -> tuple[list[str], tuple[str, ...]]:
     """Cut a trailing purpose or place phrase from a clause's raw tokens: (rest, cut words without fillers).
 
-    The phrase starts at the last purpose word that has item words before it and no quantity after it.
+    The phrase starts at the first purpose word that has item words before it and no quantity after it ("harness
+    for working at height" keeps "harness").
     """
-    for k in range(len(toks) - 1, 0, -1):
+    for k in range(1, len(toks)):
         if toks[k] not in _PURPOSE_WORDS:
             continue
         after = toks[k + 1 :]
