@@ -21,8 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import uvicorn
 
 from core.config import Settings
+from core.db import make_engine
+from core.embedded import ensure_services
+from core.migrate import upgrade
+from core.repo import add_user, import_catalog
+from server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "examples" / "catalog.csv"
@@ -56,15 +63,9 @@ def _print(who: str, text: str) -> None:
 
 async def run_demo(settings: Settings, *, keep: bool = False) -> int:
     """Run the demo conversation; returns a process exit code (0 when the request ended approved)."""
-    import psycopg
-    import uvicorn
-
-    from core.embedded import ensure_services
-    from core.migrate import upgrade
-    from core.repo import add_user, import_catalog
+    # Reference systems (the Graph API stand-in, signed payloads) are development-only: imported on use.
     from sandboxes.whatsapp.meta_graph_api import GraphAPIStandIn
     from sandboxes.whatsapp.meta_payloads import button_reply, envelope, list_reply, signed, text_message
-    from server.app import create_app
 
     t0 = time.perf_counter()
     svc = ensure_services(settings.DATABASE_URL, settings.REDIS_URL, Path(settings.DATA_DIR))
@@ -98,8 +99,6 @@ async def run_demo(settings: Settings, *, keep: bool = False) -> int:
         "LOG_LEVEL": "WARNING",
     }
     demo_settings = Settings(**{k: v for k, v in env.items() if k in Settings.model_fields and v != ""})  # type: ignore[arg-type]
-
-    from core.db import make_engine
 
     engine = make_engine(demo_db, pool_size=2)
     await import_catalog(engine, CATALOG)

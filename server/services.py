@@ -11,12 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.db import make_engine
+from core.embedded import libpq_url
+from core.llm import make_chat_model
 from server.channels import registry
 from server.channels.protocol import Channel
+from server.ingest import IngestBatcher
 from tools.catalog import CatalogCache, CatalogIndex
 
 log = logging.getLogger(__name__)
@@ -28,23 +33,6 @@ def redis_settings(url: str) -> RedisSettings:
     rs.conn_timeout = 2
     rs.conn_retries = 2
     return rs
-
-
-def make_chat_model(settings: Settings) -> Any:
-    """The configured chat model (``init_chat_model``), or ``None`` when ``LLM_MODEL`` is unset."""
-    if not settings.LLM_MODEL:
-        return None
-    from langchain.chat_models import init_chat_model
-
-    kwargs: dict[str, Any] = {"temperature": 0}
-    if settings.LLM_BASE_URL:
-        kwargs["base_url"] = settings.LLM_BASE_URL
-    if settings.LLM_API_KEY:
-        kwargs["api_key"] = settings.LLM_API_KEY.get_secret_value()
-    model = settings.LLM_MODEL
-    if ":" not in model and "/" not in model:
-        kwargs.setdefault("model_provider", "openai")
-    return init_chat_model(model, **kwargs)
 
 
 @dataclass
@@ -70,8 +58,8 @@ class Services:
     chat_model: Any = None
     #: psycopg pool (autocommit) for the webhook's hot path.
     pg: Any = None
-    #: batches concurrent webhook inserts and turn scheduling (server.ingest.IngestBatcher).
-    ingest: Any = None
+    #: batches concurrent webhook inserts and turn scheduling.
+    ingest: IngestBatcher | None = None
     _catalogs: CatalogCache = field(default_factory=CatalogCache)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -83,10 +71,6 @@ class Services:
         engine = make_engine(database_url, pool_size=pool_size)
         redis = await create_pool(redis_settings(redis_url), default_queue_name=settings.QUEUE_NAME)
         channels = registry.build(settings)
-        from psycopg_pool import AsyncConnectionPool
-
-        from core.embedded import libpq_url
-
         pg = AsyncConnectionPool(
             libpq_url(database_url),
             min_size=2,
@@ -97,8 +81,6 @@ class Services:
             open=False,
         )
         await pg.open(wait=False)
-        from server.ingest import IngestBatcher
-
         services = cls(
             pg=pg,
             settings=settings,
@@ -116,6 +98,22 @@ class Services:
         """The catalogue index, rebuilt when another process imported a new catalogue (checked every 5 s)."""
         return await self._catalogs.get(self.engine, embedding_model=self.settings.EMBEDDING_MODEL)
 
+    async def readiness(self) -> dict[str, str]:
+        """``{"database": ..., "redis": ...}``: ``"ok"`` for each that answers, else ``"error: <exception type>"``."""
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            await self.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+        return checks
+
     async def aclose(self) -> None:
         """Close every client."""
         for ch in self.channels.values():
@@ -126,23 +124,3 @@ class Services:
         if self.pg is not None:
             await self.pg.close()
         await self.engine.dispose()
-
-
-async def run_periodically(what: str, job: Any, interval: float) -> None:
-    """Run ``await job()`` every ``interval`` seconds until cancelled; failures are logged, never fatal.
-
-    Used by the workers' sweepers, which must outlive database or Redis hiccups. ``job`` returns how many
-    jobs it re-enqueued (logged when non-zero).
-    """
-    import asyncio
-
-    while True:
-        try:
-            n = await job()
-            if n:
-                log.info("%s re-enqueued %d job(s)", what, n)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("%s failed: %s", what, exc)
-        await asyncio.sleep(interval)

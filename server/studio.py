@@ -44,13 +44,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from langgraph.graph.state import CompiledStateGraph
+from sqlalchemy import func, select
 
 from core.config import Settings, get_settings
-from core.repo import User
+from core.db import catalog_items, make_engine, users
+from core.embedded import EmbeddedPostgres
+from core.llm import make_chat_model
+from core.migrate import upgrade
+from core.repo import User, add_user, get_user, import_catalog, normalize_phone
 from graphs import approval as approval_graph
 from graphs import procurement as procurement_graph
 from graphs.context import Context
 from server import tracing
+from tools.catalog import CatalogCache
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +108,8 @@ def bootstrap(settings: Settings) -> str:
     migrations, imports the demo catalogue into an empty catalogue and adds :data:`DEMO_USERS` to an empty
     ``users`` table. Safe to repeat and to run from several processes (migrations hold an advisory lock).
     """
-    from core.migrate import upgrade
-
     url = settings.DATABASE_URL
     if url is None:
-        from core.embedded import EmbeddedPostgres
-
         url = EmbeddedPostgres(Path(settings.DATA_DIR)).start()
     upgrade(url)
     # A private event loop in this worker thread: the seeding uses the async repository functions.
@@ -132,11 +134,6 @@ def _warm_up() -> None:
 
 
 async def _seed_if_empty(database_url: str) -> None:
-    from sqlalchemy import func, select
-
-    from core.db import catalog_items, make_engine, users
-    from core.repo import add_user, import_catalog
-
     engine = make_engine(database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -172,8 +169,6 @@ class ContextResolver:
         self._database_url: str | None = None
         self._boot_lock = threading.Lock()
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        from tools.catalog import CatalogCache
-
         self._catalogs = CatalogCache(CATALOG_CHECK_SECONDS)
         self._chat_model: Any = None
         self._chat_model_made = False
@@ -198,8 +193,6 @@ class ContextResolver:
         loop = asyncio.get_running_loop()
         engine = self._engines.get(loop)
         if engine is None:
-            from core.db import make_engine
-
             url = (
                 self._database_url if self._database_url is not None else await asyncio.to_thread(self._bootstrap_once)
             )
@@ -214,8 +207,6 @@ class ContextResolver:
     def chat_model(self) -> Any:
         """The configured chat model (``LLM_MODEL``), or ``None`` for the deterministic path only."""
         if not self._chat_model_made:
-            from server.services import make_chat_model
-
             self._chat_model = make_chat_model(self.settings)
             self._chat_model_made = True
         return self._chat_model
@@ -227,11 +218,6 @@ class ContextResolver:
             PermissionError: no active user has that number, or no requester exists for the default.
             ValueError: ``phone`` is not a plausible phone number.
         """
-        from sqlalchemy import select
-
-        from core.db import users
-        from core.repo import get_user, normalize_phone
-
         if phone is not None:
             user = await get_user(engine, wa_id=normalize_phone(phone)[1:])
             if user is None:

@@ -30,7 +30,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import select
+
 from core.config import Settings
+from core.db import users
 from graphs.context import Context
 from prompts import INTAKE_PROMPT_VERSION, REPLIES_VERSION
 
@@ -215,10 +218,6 @@ async def refresh_known_names(engine: Any, *, max_age: float = _NAME_REFRESH_SEC
     """
     if not _state.enabled or engine is None or time.monotonic() - _state.names_loaded_at < max_age:
         return
-    from sqlalchemy import select
-
-    from core.db import users
-
     try:
         async with engine.connect() as conn:
             names = list((await conn.execute(select(users.c.display_name))).scalars())

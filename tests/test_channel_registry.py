@@ -187,7 +187,7 @@ def test_an_unconfigured_channel_is_not_built() -> None:
 
 
 class WorkerThread:
-    """The real arq worker (``server.worker.worker_settings``) in a thread of this process, so it sees the registry."""
+    """The real arq worker (``server.worker.settings.worker_settings``) in a thread of this process, so it sees the registry."""
 
     def __init__(self, env: dict[str, str]) -> None:
         from core.config import Settings
@@ -202,7 +202,7 @@ class WorkerThread:
     def _run(self) -> None:
         from arq.worker import Worker
 
-        from server.worker import worker_settings
+        from server.worker.settings import worker_settings
 
         asyncio.set_event_loop(self.loop)
         options = worker_settings(self.settings, self.env["DATABASE_URL"], self.env["REDIS_URL"])

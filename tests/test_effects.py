@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 
 from graphs import approval, procurement
 from nodes import effects as E
-from server.approval_threads import ApprovalThreadRunner
+from server.worker.approvals import ApprovalThreadRunner
 from tests.harness import Company, button, text
 from tools import requests as R
 
@@ -20,7 +20,7 @@ PROCUREMENT_EFFECTS = {"start_approval", "supersede_approval", "resume_approval"
 
 
 class RecordingQueue:
-    """Stands in for the worker's fulfilment queue (``server.fulfilment_jobs.FulfilmentJobs``): records the calls."""
+    """Stands in for the worker's fulfilment queue (``server.worker.jobs.FulfilmentJobs``): records the calls."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[int, str]] = []

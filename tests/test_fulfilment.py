@@ -37,7 +37,7 @@ from core.db import audit_log, catalog_items, fulfilments, purchase_requests
 from core.domain import Line
 from core.repo import get_user, load_catalog, upsert_suppliers
 from server.cli import app as cli_app
-from server.fulfilment_jobs import FulfilmentJobs, close, enqueue, install, jobs_for, sweep_once
+from server.worker.jobs import FulfilmentJobs, close, enqueue, install, jobs_for, sweep_once
 from server.services import Services, redis_settings
 from tests.erp_fixtures import *  # noqa: F403 - tryton_database, tryton_server
 from tests.erp_fixtures import RunningTryton
@@ -710,7 +710,7 @@ async def test_retry_later_becomes_arq_retry() -> None:
     """The job maps the tools' :class:`RetryLater` to ``arq.Retry`` with the same deferral."""
     from arq import Retry
 
-    from server import fulfilment_jobs
+    from server.worker import jobs as fulfilment_jobs
     from tools.fulfilment import RetryLater
 
     class Busy:

@@ -19,7 +19,7 @@ from core.db import inbox
 from server.channels.meta import MetaCloudChannel
 from server.ingest import IngestBatcher
 from server.services import Services
-from server.turns import debounce_key
+from server.ingest import debounce_key
 from tests.payloads import envelope, sign, signed, text_message
 from tests.stack import SECRET
 
@@ -128,7 +128,7 @@ async def test_a_stored_message_never_scheduled_is_picked_up_by_the_sweeper(svc,
     """The web process died between the commit and the Redis call: the worker's sweeper schedules the chat."""
     from sqlalchemy import text
 
-    from server.worker import sweep_once
+    from server.worker.sweeper import sweep_turns as sweep_once
 
     svc.settings.SWEEP_INTERVAL_SECONDS = 3600  # one sweep bucket for the whole test
     batcher = IngestBatcher(svc.pg, svc.redis, svc.settings)

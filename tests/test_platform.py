@@ -156,7 +156,7 @@ async def test_status_webhook_updates_delivery_history(web, worker, engine, grap
 async def test_outbound_split_and_429_retry(engine, graph_api, fresh, env):
     from core.config import Settings
     from server.channels.meta import MetaCloudChannel
-    from server.outbox import send_one
+    from server.worker.outbox import send_one
 
     settings = Settings(**{k: v for k, v in env.items() if k in Settings.model_fields})
     ch = MetaCloudChannel.from_settings(settings)

@@ -1,6 +1,6 @@
 """Tracing: off and silent without a LangSmith key; with one, runs carry the turn's metadata and no personal data.
 
-Turns run through the real :class:`server.turns.TurnRunner` (PostgreSQL, Redis, both graphs with an in-memory
+Turns run through the real :class:`server.worker.turns.TurnRunner` (PostgreSQL, Redis, both graphs with an in-memory
 checkpointer, a recording channel). With a key, LangSmith's endpoint is a local stand-in that records every
 request body.
 """
@@ -33,7 +33,7 @@ from core.repo import load_catalog
 from graphs import approval, procurement
 from prompts import INTAKE_PROMPT_VERSION
 from server import tracing
-from server.turns import TurnRunner
+from server.worker.turns import TurnRunner
 from tools.catalog import CatalogIndex
 
 LANGSMITH_ENV = (

@@ -9,7 +9,7 @@ Schedule stage: one task takes the stored messages of every batch finished meanw
 in one Redis call. The stages overlap, so a request's latency is one PostgreSQL commit, not a commit plus a Redis
 round trip. The queue between them is bounded (``SCHEDULE_BACKLOG`` batches): a slow Redis slows intake instead
 of piling up work in memory. A process that dies between the stages leaves stored, unscheduled rows, which the
-worker's sweeper schedules (``server.worker.sweep_once``).
+worker's sweeper schedules (``server.worker.sweeper.sweep_turns``).
 
 Failures: an insert error is delivered to every request of the batch (the webhook answers 503 and the provider
 redelivers); a scheduling error is logged (the rows are stored; the sweeper schedules them when Redis is back).
@@ -28,6 +28,7 @@ import psycopg
 
 from core.config import Settings
 from server.channels.records import InboundMessage
+from server.ingest.schedule import schedule_args, schedule_script
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,6 @@ class IngestBatcher:
     async def _schedule(self, new: list[tuple[int, InboundMessage]]) -> None:
         if not new:
             return
-        from server.turns import schedule_args, schedule_script
-
         if self._script is None:
             # EVALSHA: Redis keeps the compiled script; each call sends only its hash and arguments.
             self._script = self.redis.register_script(schedule_script())

@@ -1,4 +1,4 @@
-"""Inbound webhook POSTs of every registered channel as a plain ASGI layer in front of FastAPI's routing.
+"""Webhooks of every registered channel: the POSTs as a plain ASGI layer in front of FastAPI, the GET handshakes.
 
 Meta may deliver up to 80 messages per second per number and expects an answer within a few hundred
 milliseconds, so the hot path (verify, store durably, schedule the turn, answer) skips FastAPI's per-route
@@ -6,6 +6,9 @@ machinery (request object, dependency solving, response classes), which costs ab
 work. :class:`WebhookApp` puts it outside FastAPI's middleware stack, under the app's
 lifespan (``scope["app"].state``); every other method and path falls through to the FastAPI app. An unexpected
 error becomes the server's 500. The route is documented in the OpenAPI schema by :func:`openapi_paths`.
+A channel with a GET subscription handshake (``Channel.subscription_params``, e.g. Meta's ``hub.challenge``) gets
+an ordinary FastAPI GET route on the same path (:func:`add_subscription_route`). Both are unauthenticated by
+design: the provider proves itself by its signature (POST) or verify token (GET).
 
 Contract, the same for every channel (Meta's: https://developers.facebook.com/docs/graph-api/webhooks/getting-started#event-notifications):
 401 missing signature, 403 wrong signature (nothing stored), 404 channel not configured, 413 body above
@@ -21,15 +24,18 @@ from typing import Any
 
 import orjson
 import psycopg
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 from psycopg_pool import PoolTimeout as PgPoolTimeout
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.channels.errors import PayloadError, SignatureError
+from server.channels.protocol import Channel
 from server.channels.registry import match_path
-from server.inbox import apply_statuses
+from server.deps import get_services
+from server.worker.outbox import apply_statuses
 
 log = logging.getLogger(__name__)
 
@@ -217,3 +223,37 @@ class WebhookApp(FastAPI):
                     schema["paths"].setdefault(p, {}).update(item)
             self.openapi_schema = schema
         return self.openapi_schema
+
+
+def add_subscription_route(app: FastAPI, name: str, cls: type[Channel]) -> None:
+    """``GET <webhook path>``: the channel's subscription handshake (200 with its answer, else 403 or 404).
+
+    Args:
+        app: the web app.
+        name: the channel's name, its key in ``Services.channels``.
+        cls: the channel's class (path, title and the query parameters of its handshake).
+    """
+
+    async def verify(request: Request) -> PlainTextResponse:
+        channel = get_services(request).channels.get(name)
+        if channel is None:
+            return PlainTextResponse("channel not configured", status_code=404)
+        answer = channel.answer_subscription(request.query_params)
+        if answer is None:
+            return PlainTextResponse("forbidden", status_code=403)
+        return PlainTextResponse(answer)
+
+    params = [
+        {"name": p, "in": "query", "required": False, "schema": {"type": "string"}} for p in cls.subscription_params
+    ]
+    app.add_api_route(
+        cls.webhook_path,
+        verify,
+        methods=["GET"],
+        tags=["webhooks"],
+        response_class=PlainTextResponse,
+        name=f"{name}_subscription",
+        summary=f"{cls.title} webhook subscription handshake",
+        description="Answer the provider's subscription check: 200 with its challenge when the token matches, else 403.",
+        openapi_extra={"parameters": params},
+    )

@@ -1,8 +1,9 @@
-"""Fulfilment on arq: the ``place_fulfilment`` job, the queue the effect nodes enqueue it with, and a sweeper.
+"""The worker's jobs: ``run_turn`` and ``place_fulfilment``, the queue the effect nodes enqueue the latter with.
 
-The work lives in :mod:`tools.fulfilment`; this module wires it into the worker process:
+A turn's work lives in :mod:`server.worker.turns`. Fulfilment's lives in :mod:`tools.fulfilment`; this module
+wires it into the worker process:
 
-* :func:`install` (called by ``server.worker.startup``) builds one :class:`~tools.fulfilment.Fulfiller` per worker
+* :func:`install` (called by :func:`server.worker.settings.startup`) builds one :class:`~tools.fulfilment.Fulfiller` per worker
   and sets ``services.extras["fulfilment"]`` to a :class:`FulfilmentJobs`, which the turn runner injects as
   ``Context.fulfilment``: the graphs' effect nodes (``enqueue_fulfilment`` after an approval, ``retry_fulfilment``
   on a Retry press, see :mod:`nodes.effects`) call it. Nothing heavy starts here: the ERP client and Chromium
@@ -27,8 +28,10 @@ from arq import Retry, func
 from arq.worker import Function
 
 from core.config import Settings
-from server import outbox
-from server.services import Services, run_periodically
+from server.services import Services
+from server.worker import outbox
+from server.worker.sweeper import run_periodically
+from server.worker.turns import run_turn_with_retry_mapping
 from tools.fulfilment import OPEN_STATES, Fulfiller, RetryLater, job_id
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,11 @@ log = logging.getLogger(__name__)
 JOB_NAME = "place_fulfilment"
 #: Seconds a finished job's result is kept; while it is, its ``_job_id`` cannot be enqueued again.
 KEEP_RESULT_SECONDS = 3600
+
+
+async def run_turn(ctx: dict[str, Any], provider: str, chat_id: str) -> str:
+    """Job: run the chat's due turn (see :mod:`server.worker.turns`)."""
+    return await run_turn_with_retry_mapping(ctx["runner"], provider, chat_id, ctx.get("job_try", 1))
 
 
 async def place_fulfilment(ctx: dict[str, Any], fulfilment_id: int) -> str:
@@ -79,7 +87,7 @@ def jobs_for(settings: Settings) -> list[Function]:
     ]
 
 
-#: The jobs with default limits (``server.worker`` uses :func:`jobs_for` with the process settings).
+#: The fulfilment jobs with default limits (:mod:`server.worker.settings` uses :func:`jobs_for` with the process settings).
 JOBS: list[Function] = jobs_for(Settings.model_construct())
 
 
@@ -212,5 +220,6 @@ __all__ = [
     "install",
     "jobs_for",
     "place_fulfilment",
+    "run_turn",
     "sweep_once",
 ]

@@ -2,20 +2,25 @@
 
 Keys are ``turn:<turn id>:<index>`` for a turn's replies and ``approval:PR-<id>:r<rev>:<phase>:<index>`` for
 approval notices; long texts are split at paragraph boundaries and each part gets ``:<part>``. A retried job
-finds the key already sent and skips it, so a person is never messaged twice for one reply.
+finds the key already sent and skips it, so a person is never messaged twice for one reply. Delivery statuses
+the provider reports later (sent, delivered, read, failed) are applied by :func:`apply_statuses`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import outbound_messages
+from nodes.effects import OUTBOX_KEY
 from server.channels import Channel, ChannelSendError, split_text
+from server.channels.records import StatusUpdate
 
 log = logging.getLogger(__name__)
 DONE = ("sent", "delivered", "read", "played")
@@ -119,3 +124,68 @@ async def send_all(
     for i, msg in enumerate(messages):
         ids += await send_one(engine, channel, f"{key_prefix}:{i}", msg, turn_id=turn_id)
     return ids
+
+
+async def send_outbox(
+    engine: AsyncEngine, channels: dict[str, Any], provider: str, turn_id: int, messages: list[dict[str, Any]]
+) -> None:
+    """Send a turn's outbound messages in order, each exactly once.
+
+    Replies to the chat are keyed ``turn:<id>:<index>``; a message an effect node keyed itself (``outbox_key``:
+    the approver's buttons under their approval thread's key, see :func:`nodes.effects.keyed`) is sent under that
+    key, so a re-run node or a second turn touching the same thread never sends it twice.
+    """
+    channel = channels[provider]
+    index = 0
+    for msg in messages:
+        key = msg.get(OUTBOX_KEY)
+        if key is None:
+            await send_one(engine, channel, f"turn:{turn_id}:{index}", msg, turn_id=turn_id)
+            index += 1
+        else:
+            await send_one(engine, channel, key, {k: v for k, v in msg.items() if k != OUTBOX_KEY})
+
+
+#: Forward order of delivery statuses; a late "delivered" never overwrites "read" (statuses arrive out of order).
+STATUS_RANK = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 3, "failed": 4}
+
+
+async def apply_statuses(engine: AsyncEngine, statuses: Sequence[StatusUpdate]) -> int:
+    """Append each status to its outbound message's delivery history; the current status only moves forward.
+
+    Returns:
+        How many outbound messages were found and updated (statuses for unknown ids are ignored).
+    """
+    n = 0
+    if not statuses:
+        return 0
+    async with engine.begin() as conn:
+        for s in statuses:
+            entry = {
+                "status": str(s.status),
+                "at": s.timestamp.isoformat(),
+                "errors": [e.to_dict() for e in s.errors],
+            }
+            rank = STATUS_RANK.get(str(s.status), 0)
+            res = await conn.execute(
+                text(
+                    """
+                    UPDATE outbound_messages SET
+                      status_history = status_history || CAST(:entry AS jsonb),
+                      status = CASE WHEN (CASE status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1
+                                   WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 3
+                                   WHEN 'failed' THEN 4 ELSE 0 END) < :rank THEN :status ELSE status END,
+                      error = CASE WHEN :status = 'failed' THEN :error ELSE error END
+                    WHERE provider_message_id = :pmid
+                    """
+                ),
+                {
+                    "entry": json.dumps([entry]),
+                    "rank": rank,
+                    "status": str(s.status),
+                    "error": "; ".join(f"{e.code}: {e.title or e.message}" for e in s.errors) or None,
+                    "pmid": s.provider_message_id,
+                },
+            )
+            n += res.rowcount or 0
+    return n

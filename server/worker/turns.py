@@ -1,16 +1,12 @@
-"""Turns: bursts of messages of one chat merged into one graph run, on Redis and arq (no in-process timers).
+"""Turns: a chat's burst of messages merged into one graph run, its outbox sent (the ``run_turn`` job's body).
 
-Scheduling (web process, after the inbox insert committed): a Redis hash per chat keeps the time of the
-burst's first and last message; every message enqueues a deferred ``run_turn`` job at
-``min(last + DEBOUNCE_SECONDS, first + DEBOUNCE_MAX_SECONDS)`` with a unique job id. A job that fires early
-(a later message moved the deadline) does nothing: the later message's job covers it.
-
+Scheduling happens in the web process (:mod:`server.ingest.schedule`: the debounced ``run_turn`` job per burst).
 Running (worker): a Redis lock per chat gives one turn per chat at a time across workers; the turn claims
-every unclaimed inbox row of the chat in PostgreSQL (``turn_id``), runs the procurement graph with the
-Postgres checkpointer (``thread_id`` = ``<provider>:<chat id>``), sends the replies through the idempotent
-outbox. The turn's business side effects (approval threads, fulfilment) are nodes of the graphs
-(:mod:`nodes.effects`), run with the approval-thread runner and fulfilment queue this module puts into the
-Context. Messages that arrive during a turn form the next turn.
+every unclaimed inbox row of the chat in PostgreSQL (:func:`server.worker.inbox.claim_turn`), runs the procurement
+graph with the Postgres checkpointer (``thread_id`` = ``<provider>:<chat id>``), sends the replies through the
+idempotent outbox (:mod:`server.worker.outbox`). The turn's business side effects (approval threads, fulfilment)
+are nodes of the graphs (:mod:`nodes.effects`), run with the approval-thread runner and fulfilment queue this
+module puts into the Context. Messages that arrive during a turn form the next turn.
 A turn left ``running`` by a killed worker is resumed from its checkpoint by the next job or the sweeper.
 """
 
@@ -22,19 +18,25 @@ import time
 import uuid
 from typing import Any
 
+import psycopg
 from arq import Retry
-from arq.connections import ArqRedis
-from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from core.config import Settings
-from core.db import inbox, turns
+from core.db import turns
 from core.repo import get_user
 from graphs.context import Context
 from nodes.compose import t, text_msg
-from nodes.effects import OUTBOX_KEY
-from server import outbox, tracing
-from server.approval_threads import ApprovalThreadRunner
+from server import tracing
+from server.channels.errors import ChannelSendError
+from server.ingest.schedule import debounce_key, due_in
+from server.worker import outbox
+from server.worker.approvals import ApprovalThreadRunner
+from server.worker.inbox import claim_turn, finish_turn
+from tools.storage import ObjectStorage, media_key
 
 log = logging.getLogger(__name__)
 
@@ -44,177 +46,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 """
 
 
-def debounce_key(provider: str, chat_id: str) -> str:
-    """Redis hash of a chat's open burst (``first``, ``last``: unix seconds)."""
-    return f"procure:burst:{provider}:{chat_id}"
-
-
 def lock_key(provider: str, chat_id: str) -> str:
     """Redis key of a chat's turn lock."""
     return f"procure:turnlock:{provider}:{chat_id}"
-
-
-# One round trip for a whole batch of messages: for each message, extend its chat's burst and enqueue the turn
-# job the way arq's enqueue_job does (job payload under arq:job:<id> with an expiry, id in the queue's sorted
-# set scored by its due time), unless that job id already exists.
-# KEYS: 4 per message (burst hash, job key, result key, queue). ARGV: now (unix s), burst ttl (s), debounce (s),
-# max debounce (s), job expiry past due (ms), then 2 per message (arq job payload, job id).
-# Returns the due times in ms, in message order.
-_SCHEDULE = """
-local now = tonumber(ARGV[1])
-local now_ms = math.floor(now * 1000)
-local debounce, longest, extra = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {}
-for i = 0, #KEYS / 4 - 1 do
-  local k, a = i * 4, 5 + i * 2
-  redis.call('HSETNX', KEYS[k + 1], 'first', ARGV[1])
-  redis.call('HSET', KEYS[k + 1], 'last', ARGV[1])
-  redis.call('EXPIRE', KEYS[k + 1], ARGV[2])
-  local first = tonumber(redis.call('HGET', KEYS[k + 1], 'first'))
-  local due_ms = math.floor(math.min(now + debounce, first + longest) * 1000)
-  if redis.call('EXISTS', KEYS[k + 2], KEYS[k + 3]) == 0 then
-    redis.call('PSETEX', KEYS[k + 2], due_ms - now_ms + extra, ARGV[a + 1])
-    redis.call('ZADD', KEYS[k + 4], due_ms, ARGV[a + 2])
-  end
-  out[i + 1] = due_ms
-end
-return out
-"""
-
-
-def schedule_script() -> str:
-    """The Lua script that extends bursts and enqueues their turn jobs (run by ``server.ingest.IngestBatcher``)."""
-    return _SCHEDULE
-
-
-def schedule_args(settings: Settings, messages: list[tuple[str, str, int]], now: float) -> tuple[list[Any], list[Any]]:
-    """KEYS and ARGV of :data:`_SCHEDULE` for a batch of stored messages.
-
-    Args:
-        settings: debounce windows, turn timeout and queue name.
-        messages: ``(provider, chat id, inbox id)`` per message, in arrival order.
-        now: unix time in seconds.
-
-    Returns:
-        ``(keys, args)``: 4 keys per message; 5 shared arguments then 2 per message.
-    """
-    from arq.constants import job_key_prefix, result_key_prefix
-    from arq.jobs import serialize_job
-
-    ttl = int(settings.DEBOUNCE_MAX_SECONDS + settings.TURN_TIMEOUT_SECONDS + 60)
-    enqueue_ms = int(now * 1000)
-    keys: list[Any] = []
-    # job payload kept a day past its due time, as arq's default expires_extra_ms
-    args: list[Any] = [repr(now), ttl, repr(settings.DEBOUNCE_SECONDS), repr(settings.DEBOUNCE_MAX_SECONDS), 86_400_000]
-    payloads: dict[tuple[str, str], bytes] = {}  # the job payload depends only on the chat
-    for provider, chat_id, inbox_id in messages:
-        job_id = f"turn:{provider}:{chat_id}:{inbox_id}"
-        payload = payloads.get((provider, chat_id))
-        if payload is None:
-            payload = payloads[provider, chat_id] = serialize_job("run_turn", (provider, chat_id), {}, None, enqueue_ms)
-        keys += (
-            debounce_key(provider, chat_id),
-            job_key_prefix + job_id,
-            result_key_prefix + job_id,
-            settings.QUEUE_NAME,
-        )
-        args += (payload, job_id)
-    return keys, args
-
-
-async def _not_due(redis: ArqRedis, settings: Settings, provider: str, chat_id: str) -> float:
-    """Seconds until the chat's burst is due (0 when due or when there is no open burst)."""
-    h = await redis.hgetall(debounce_key(provider, chat_id))  # type: ignore[misc]
-    if not h:
-        return 0.0
-    first, last = float(h[b"first"]), float(h[b"last"])
-    due = min(last + settings.DEBOUNCE_SECONDS, first + settings.DEBOUNCE_MAX_SECONDS)
-    return max(0.0, due - time.time())
-
-
-async def claim_turn(engine: AsyncEngine, provider: str, chat_id: str) -> tuple[int, list[dict[str, Any]]] | None:
-    """Resume the chat's unfinished turn, or claim all its unclaimed messages as a new turn.
-
-    Returns:
-        ``(turn id, messages in arrival order with inbox_id)`` or ``None`` when there is nothing to do.
-    """
-    async with engine.begin() as conn:
-        running = (
-            await conn.execute(
-                select(turns.c.id)
-                .where(turns.c.provider == provider, turns.c.chat_id == chat_id, turns.c.status == "running")
-                .order_by(turns.c.id)
-                .limit(1)
-                .with_for_update()
-            )
-        ).first()
-        if running is not None:
-            turn_id = running.id
-            await conn.execute(update(turns).where(turns.c.id == turn_id).values(attempts=turns.c.attempts + 1))
-        else:
-            # The chat lock makes us the only claimer of this chat; check first so no empty turn is written.
-            waiting = (
-                await conn.execute(
-                    select(inbox.c.id)
-                    .where(and_(inbox.c.provider == provider, inbox.c.chat_id == chat_id, inbox.c.turn_id.is_(None)))
-                    .limit(1)
-                )
-            ).first()
-            if waiting is None:
-                return None
-            turn_id = (
-                await conn.execute(
-                    insert(turns)
-                    .values(provider=provider, chat_id=chat_id, thread_id=f"{provider}:{chat_id}")
-                    .returning(turns.c.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                update(inbox)
-                .where(and_(inbox.c.provider == provider, inbox.c.chat_id == chat_id, inbox.c.turn_id.is_(None)))
-                .values(turn_id=turn_id)
-            )
-        rows = (
-            await conn.execute(
-                select(inbox.c.id, inbox.c.message)
-                .where(inbox.c.turn_id == turn_id)
-                .order_by(inbox.c.sent_at, inbox.c.id)
-            )
-        ).all()
-    return turn_id, [dict(r.message, inbox_id=r.id) for r in rows]
-
-
-async def finish_turn(
-    engine: AsyncEngine, turn_id: int, *, status: str = "done", error: str | None = None, graph_ms: int | None = None
-) -> None:
-    """Mark a turn finished and its messages processed."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(turns)
-            .where(turns.c.id == turn_id)
-            .values(status=status, finished_at=func.now(), error=error, graph_ms=graph_ms)
-        )
-        await conn.execute(update(inbox).where(inbox.c.turn_id == turn_id).values(processed_at=func.now()))
-
-
-async def send_outbox(
-    engine: AsyncEngine, channels: dict[str, Any], provider: str, turn_id: int, messages: list[dict[str, Any]]
-) -> None:
-    """Send a turn's outbound messages in order, each exactly once.
-
-    Replies to the chat are keyed ``turn:<id>:<index>``; a message an effect node keyed itself (``outbox_key``:
-    the approver's buttons under their approval thread's key, see :func:`nodes.effects.keyed`) is sent under that
-    key, so a re-run node or a second turn touching the same thread never sends it twice.
-    """
-    channel = channels[provider]
-    index = 0
-    for msg in messages:
-        key = msg.get(OUTBOX_KEY)
-        if key is None:
-            await outbox.send_one(engine, channel, f"turn:{turn_id}:{index}", msg, turn_id=turn_id)
-            index += 1
-        else:
-            await outbox.send_one(engine, channel, key, {k: v for k, v in msg.items() if k != OUTBOX_KEY})
 
 
 class TurnRunner:
@@ -222,7 +56,7 @@ class TurnRunner:
 
     One per worker process. Side effects are graph nodes; the runner only gives them their clients through the
     Context: :attr:`approvals` (the approval graph on the same checkpointer) and ``services.extras["fulfilment"]``
-    (the fulfilment queue, when :func:`server.fulfilment_jobs.install` ran).
+    (the fulfilment queue, when :func:`server.worker.jobs.install` ran).
 
     Args:
         services: the process services (engine, redis, channels, settings, model).
@@ -267,7 +101,7 @@ class TurnRunner:
             arq.Retry: the chat is busy with another turn, or a retryable send failure (sent parts are kept).
         """
         s = self.s
-        wait = await _not_due(s.redis, s.settings, provider, chat_id)
+        wait = await due_in(s.redis, s.settings, provider, chat_id)
         if wait > 0.05:
             return "not due"
         token = uuid.uuid4().hex
@@ -341,7 +175,7 @@ class TurnRunner:
         else:
             result = await self._invoke({"inbound": messages, "turn_id": turn_id}, config, ctx)
         graph_ms = int((time.perf_counter() - started) * 1000)
-        await send_outbox(s.engine, s.channels, provider, turn_id, list(result.get("outbound") or []))
+        await outbox.send_outbox(s.engine, s.channels, provider, turn_id, list(result.get("outbound") or []))
         await finish_turn(s.engine, turn_id, graph_ms=graph_ms)
 
     async def _store_media(self, provider: str, messages: list[dict[str, Any]]) -> None:
@@ -350,8 +184,6 @@ class TurnRunner:
         Only the storage key goes into the message (and so into graph state); the bytes never do. A download
         that fails leaves the message without a key: the person is told the file could not be kept.
         """
-        from tools.storage import ObjectStorage, media_key
-
         pending = [m for m in messages if m.get("media_id") and not m.get("storage_key")]
         if not pending:
             return
@@ -380,24 +212,12 @@ class TurnRunner:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a failure is worth retrying: lost database or Redis connections, timeouts, retryable sends."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeout
-    from sqlalchemy.exc import DBAPIError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    from server.channels.errors import ChannelSendError
-
     if isinstance(exc, ChannelSendError):
         return exc.retryable
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
-    try:
-        import psycopg
-
-        if isinstance(exc, psycopg.OperationalError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(exc, psycopg.OperationalError):
+        return True
     return isinstance(exc, (PoolTimeout, RedisConnectionError, RedisTimeout, ConnectionError, TimeoutError, OSError))
 
 

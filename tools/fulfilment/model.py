@@ -29,7 +29,7 @@ ERP: Final = "erp"
 WEBSITE: Final = "website"
 CHANNELS: Final = (ERP, WEBSITE)
 
-#: ``send(provider, key_prefix, messages)``: the outbox (``server.outbox.send_all`` bound to engine and channels).
+#: ``send(provider, key_prefix, messages)``: the outbox (``server.worker.outbox.send_all`` bound to engine and channels).
 Notify = Callable[[str, str, list[dict[str, Any]]], Awaitable[Any]]
 
 

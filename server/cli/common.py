@@ -1,7 +1,7 @@
 """What every ``procure`` command module shares: logging set-up, service URLs and a migrated database engine.
 
-Command modules (:mod:`server.cli`, :mod:`server.cli_fulfilment`, ...) import this one and never each other,
-except :mod:`server.cli`, which assembles their Typer apps into ``procure``.
+Command modules (:mod:`server.cli.users`, :mod:`server.cli.fulfilment`, ...) import this one and never each
+other, except :mod:`server.cli.root`, which assembles their Typer apps into ``procure``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
+from core.db import make_engine
+from core.embedded import ensure_services
+from core.migrate import upgrade
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -29,16 +32,11 @@ def setup_logging(level: str = "INFO") -> None:
 
 def resolve_services(settings: Settings) -> Any:
     """Service URLs: configured ones, or embedded PostgreSQL/Redis started under ``DATA_DIR``."""
-    from core.embedded import ensure_services
-
     return ensure_services(settings.DATABASE_URL, settings.REDIS_URL, Path(settings.DATA_DIR))
 
 
 async def migrated_engine(settings: Settings) -> Any:
     """A small-pool SQLAlchemy async engine on a database whose migrations have been applied."""
-    from core.db import make_engine
-    from core.migrate import upgrade
-
     svc = resolve_services(settings)
     await asyncio.to_thread(upgrade, svc.database_url)
     return make_engine(svc.database_url, pool_size=2)

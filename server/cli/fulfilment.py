@@ -1,6 +1,6 @@
 """``procure erp setup|serve``, ``procure sandbox supplier`` and ``procure suppliers add|list``.
 
-Defines its Typer apps (``erp_app``, ``sandbox_app``, ``suppliers_app``); :mod:`server.cli` adds them to
+Defines its Typer apps (``erp_app``, ``sandbox_app``, ``suppliers_app``); :mod:`server.cli.root` adds them to
 ``procure``. Reference systems live in :mod:`sandboxes`, imported inside the commands: they are optional
 heavy dependencies (trytond, proteus) that the agent itself never needs.
 """
@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import select
 
 from core.config import get_settings
-from server.cli_common import migrated_engine, setup_logging
+from core.db import suppliers
+from core.repo import upsert_suppliers
+from server.cli.common import migrated_engine, setup_logging
 
 #: Demo catalogue shipped with the repository.
-DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "catalog.csv"
+DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.csv"
 
 erp_app = typer.Typer(help="The ERP (Tryton) the orders go to.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Reference third-party systems for development and tests.", no_args_is_help=True)
@@ -106,8 +109,7 @@ def suppliers_add(
     account: Annotated[str | None, typer.Option(help="website login; the password is SUPPLIER_PORTAL_PASSWORD")] = None,
 ) -> None:
     """Register a supplier, or update the one with this code."""
-    from core.repo import upsert_suppliers
-    from tools.fulfilment import CHANNELS, portal_factories
+    from tools.fulfilment import CHANNELS, portal_factories  # heavy (ERP and website clients): on use
 
     code = code.strip().upper()
     if not code:
@@ -149,9 +151,6 @@ def suppliers_add(
 @suppliers_app.command("list")
 def suppliers_list() -> None:
     """List registered suppliers (unregistered catalogue suppliers order through the ERP)."""
-    from sqlalchemy import select
-
-    from core.db import suppliers
 
     async def go() -> list[Any]:
         engine = await migrated_engine(get_settings())
