@@ -4,58 +4,16 @@ and are idempotent when LangGraph re-runs them (real PostgreSQL, in-memory check
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
 from graphs import approval, procurement
 from nodes import effects as E
-from server.worker.approvals import ApprovalThreadRunner
-from tests.harness import Company, button, text
+from tests.harness import Company, button
 from tools import requests as R
 
 PROCUREMENT_EFFECTS = {"start_approval", "supersede_approval", "resume_approval", "retry_fulfilment"}
-
-
-class RecordingQueue:
-    """Stands in for the worker's fulfilment queue (``server.worker.jobs.FulfilmentJobs``): records the calls."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[int, str]] = []
-        self.retries: list[tuple[int, int, str, str]] = []
-
-    async def request(self, request_id: int, *, provider: str) -> int:
-        self.requests.append((request_id, provider))
-        return 1
-
-    async def retry(self, fulfilment_id: int, by: int, *, provider: str, token: str) -> str:
-        self.retries.append((fulfilment_id, by, provider, token))
-        return "queued"
-
-
-class Driver:
-    """Runs turns the way the worker does: effect clients in the Context, no effect applied outside the graph."""
-
-    def __init__(self, engine: Any) -> None:
-        self.company = Company(engine)
-        self.saver = InMemorySaver()
-        self.proc = procurement.builder.compile(checkpointer=self.saver)
-        self.appr = approval.builder.compile(checkpointer=self.saver)
-        self.approvals = ApprovalThreadRunner(self.appr)
-        self.queue = RecordingQueue()
-        self.turns = 0
-
-    async def ctx(self, user: Any) -> Any:
-        self.turns += 1
-        base = await self.company.ctx(user)
-        return dataclasses.replace(base, approvals=self.approvals, fulfilment=self.queue, turn_id=self.turns)
-
-    async def turn(self, user: Any, *messages: Any) -> dict[str, Any]:
-        msgs = [text(m, user.wa_id) if isinstance(m, str) else m for m in messages]
-        cfg = {"configurable": {"thread_id": f"meta:{user.wa_id}"}, "recursion_limit": procurement.RECURSION_LIMIT}
-        return dict(await self.proc.ainvoke({"inbound": msgs}, cfg, context=await self.ctx(user)))
 
 
 def test_compiled_graphs_show_the_effect_nodes() -> None:
@@ -86,10 +44,10 @@ def test_effect_router_visits_only_what_the_turn_needs() -> None:
 
 
 async def test_approval_and_fulfilment_run_inside_the_graphs(engine: Any, seeded: dict[str, Any]) -> None:
-    d = Driver(engine)
+    d = Company(engine)
     amina, brian = seeded["amina"], seeded["brian"]
-    await d.turn(amina, "need 2 staplers for nairobi by friday")
-    state = await d.turn(amina, button("confirm", amina.wa_id))
+    await d.run(amina, "need 2 staplers for nairobi by friday")
+    state = await d.run(amina, button("confirm", amina.wa_id))
 
     # The approver's buttons are in the turn's outbox, keyed by the approval thread (sent once however often).
     asks = [m for m in state["outbound"] if m.get(E.OUTBOX_KEY)]
@@ -99,7 +57,7 @@ async def test_approval_and_fulfilment_run_inside_the_graphs(engine: Any, seeded
     thread = {"configurable": {"thread_id": "approval:PR-1:r1"}}
     assert (await d.appr.aget_state(thread)).next == ("await_decision",)
 
-    state = await d.turn(brian, button("approve:1:1", brian.wa_id))
+    state = await d.run(brian, button("approve:1:1", brian.wa_id))
     decided = {m[E.OUTBOX_KEY]: m for m in state["outbound"] if m.get(E.OUTBOX_KEY)}
     assert set(decided) == {"approval:PR-1:r1:decided:0", "approval:PR-1:r1:decided:1"}
     assert decided["approval:PR-1:r1:decided:0"]["to"] == amina.wa_id
@@ -111,11 +69,11 @@ async def test_approval_and_fulfilment_run_inside_the_graphs(engine: Any, seeded
 
 async def test_effect_nodes_are_idempotent_when_re_run(engine: Any, seeded: dict[str, Any]) -> None:
     """LangGraph re-runs a node from its first line after a crash: nothing is started, resumed or enqueued twice."""
-    d = Driver(engine)
+    d = Company(engine)
     amina, brian = seeded["amina"], seeded["brian"]
-    await d.turn(amina, "need 2 staplers for nairobi by friday")
-    submitted = await d.turn(amina, button("confirm", amina.wa_id))
-    approved = await d.turn(brian, button("approve:1:1", brian.wa_id))
+    await d.run(amina, "need 2 staplers for nairobi by friday")
+    submitted = await d.run(amina, button("confirm", amina.wa_id))
+    approved = await d.run(brian, button("approve:1:1", brian.wa_id))
     thread = {"configurable": {"thread_id": "approval:PR-1:r1"}}
     history = len([c async for c in d.appr.aget_state_history(thread)])
 
@@ -130,18 +88,18 @@ async def test_effect_nodes_are_idempotent_when_re_run(engine: Any, seeded: dict
 
 
 async def test_amendment_supersedes_and_cancel_tells_the_approver(engine: Any, seeded: dict[str, Any]) -> None:
-    d = Driver(engine)
+    d = Company(engine)
     amina, brian = seeded["amina"], seeded["brian"]
-    await d.turn(amina, "need 2 staplers for nairobi by friday")
-    await d.turn(amina, button("confirm", amina.wa_id))
-    await d.turn(amina, "make the staplers 3")
-    state = await d.turn(amina, button("confirm", amina.wa_id))
+    await d.run(amina, "need 2 staplers for nairobi by friday")
+    await d.run(amina, button("confirm", amina.wa_id))
+    await d.run(amina, "make the staplers 3")
+    state = await d.run(amina, button("confirm", amina.wa_id))
     keys = [m[E.OUTBOX_KEY] for m in state["outbound"] if m.get(E.OUTBOX_KEY)]
     assert keys == ["approval:PR-1:r2:ask:0"]
     old = await d.appr.aget_state({"configurable": {"thread_id": "approval:PR-1:r1"}})
     assert not old.next and old.values["decision"]["decision"] == "superseded"
 
-    state = await d.turn(amina, "cancel PR-1")
+    state = await d.run(amina, "cancel PR-1")
     notices = [m for m in state["outbound"] if m.get(E.OUTBOX_KEY)]
     assert [m["to"] for m in notices] == [brian.wa_id]
     assert notices[0][E.OUTBOX_KEY] == f"turn:{d.turns}:effect:0:notify:0"
@@ -151,20 +109,19 @@ async def test_amendment_supersedes_and_cancel_tells_the_approver(engine: Any, s
 
 
 async def test_retry_press_reaches_the_queue_as_the_sender(engine: Any, seeded: dict[str, Any]) -> None:
-    d = Driver(engine)
+    d = Company(engine)
     dan = seeded["dan"]
-    state = await d.turn(dan, button("retry:7", dan.wa_id))
+    state = await d.run(dan, button("retry:7", dan.wa_id))
     assert d.queue.retries == [(7, dan.id, "meta", f"turn{d.turns}")]
     assert not any(m.get(E.OUTBOX_KEY) for m in state["outbound"])
 
 
 async def test_without_clients_the_effects_stay_in_the_state(engine: Any, seeded: dict[str, Any]) -> None:
-    """Studio, the graph harness and evaluations give no clients: the nodes do nothing, the caller applies."""
-    co = Company(engine)
+    """Studio and evaluations give no clients: the nodes do nothing, the effects stay for the caller."""
+    co = Company(engine, effects=False)
     amina = seeded["amina"]
-    await co.turn(amina, "need 2 staplers for nairobi by friday")
-    cfg = {"configurable": {"thread_id": f"meta:{amina.wa_id}"}, "recursion_limit": procurement.RECURSION_LIMIT}
-    state = await co.proc.ainvoke({"inbound": [button("confirm", amina.wa_id)]}, cfg, context=await co.ctx(amina))
+    await co.run(amina, "need 2 staplers for nairobi by friday")
+    state = await co.run(amina, button("confirm", amina.wa_id))
     assert state["effects"] == [{"type": "start_approval", "request_id": 1, "revision": 1}]
     assert not any(m.get(E.OUTBOX_KEY) for m in state["outbound"])
     assert not (await co.appr.aget_state({"configurable": {"thread_id": "approval:PR-1:r1"}})).values

@@ -20,8 +20,10 @@ async def test_burst_ambiguity_correction_confirm_approve(engine, seeded):
     assert any("PR-1" in t and "Brian" in t for t in texts), texts
     appr = [m for m in out if m["to"] == brian.wa_id]
     assert appr and appr[0]["type"] == "buttons"
+    assert appr[0]["outbox_key"] == "approval:PR-1:r1:ask:0"  # sent by the start_approval node, once
     out = await co.turn(brian, button("approve:1:1", brian.wa_id))
     assert any(m["to"] == amina.wa_id and "approved" in m["text"] for m in out), out
+    assert co.queue.requests == [(1, "meta")]  # the approval graph's enqueue_fulfilment node
 
 
 async def test_print_demo(engine, seeded, capsys):
