@@ -68,7 +68,7 @@ async def prepare_approval(state: ApprovalState, runtime: Runtime[Context]) -> d
     if len(body) > 1024:
         return {
             "approver_id": req.approver.id,
-            "outbound": [text_msg(to, body), buttons_msg(to, f"Approve {req.number}?", buttons)],
+            "outbound": [text_msg(to, body), buttons_msg(to, t("approve_short", number=req.number), buttons)],
         }
     return {"approver_id": req.approver.id, "outbound": [buttons_msg(to, body, buttons)]}
 

@@ -126,7 +126,7 @@ def request_row(r: R.RequestView, who: bool = False) -> str:
         n_lines=len(r.lines),
         site=r.site or "—",
     )
-    return row + (f" — {r.requester.display_name}" if who else "")
+    return row + (t("request_row_who", requester=r.requester.display_name) if who else "")
 
 
 async def answer_catalog(state: State, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -94,9 +94,7 @@ def snapshot(draft: Draft | None) -> DraftSnapshot:
 ADDITIVE_CUES = ("add", "also", "more", "plus", "another", "extra", "additional", "ongeza", "zaidi")
 
 
-def merge_lines(
-    draft: Draft | None, new: list[Line], *, additive: bool
-) -> tuple[Draft, list[dict[str, Any]]]:
+def merge_lines(draft: Draft | None, new: list[Line], *, additive: bool) -> tuple[Draft, list[dict[str, Any]]]:
     """Fold newly read lines into the draft: a line for a SKU already there is a correction.
 
     With ``additive`` (the message said "add", "also", "more"...) the quantities add up; otherwise the new

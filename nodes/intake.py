@@ -22,17 +22,8 @@ from tools.extraction import extract, parse_edits
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context
 
-_MEDIA_NAMES = {
-    "image": "photos",
-    "audio": "audio messages",
-    "voice": "voice notes",
-    "video": "videos",
-    "document": "documents",
-    "sticker": "stickers",
-    "location": "locations",
-    "contacts": "contact cards",
-    "order": "catalogue orders",
-}
+#: Inbound kinds with a name of their own in the "can't read that yet" reply (``media_<kind>`` in replies.toml).
+_MEDIA_NAMED = frozenset({"image", "audio", "voice", "video", "document", "sticker", "location", "contacts", "order"})
 
 
 # Request numbers and phone numbers are identifiers, never quantities ("PR-7", "+254 711 000 111").
@@ -311,7 +302,7 @@ async def handle_confirmation(state: State, runtime: Runtime[Context]) -> dict[s
             return base
         return {**base, "notes": add_note(state, t("no_draft"))}
     if word in DENY_WORDS:
-        return {**base, "notes": add_note(state, "OK, tell me what to change, or send *cancel* to discard it.")}
+        return {**base, "notes": add_note(state, t("deny_draft"))}
     today = _today(msg, ctx)
     missing = missing_fields(D.lines_of(draft), (draft or {}).get("site"), D.needed_by_of(draft), today=today)
     if missing and missing[0] == "quantity" and ctx.catalog is not None:
@@ -340,7 +331,8 @@ def with_attachment(draft: Draft | None, msg: Inbound) -> Draft | None:
 async def handle_media(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """A photo, voice note, document... without text: keep it with the draft, say what can't be read yet."""
     msg, pending = current(state)
-    what = _MEDIA_NAMES.get(msg.get("kind") or "", "that kind of message")
+    kind = msg.get("kind") or ""
+    what = t(f"media_{kind}") if kind in _MEDIA_NAMED else t("media_other")
     update: dict[str, Any] = {"pending": pending}
     note = t("unsupported_media", what=what)
     if msg.get("storage_key"):

@@ -25,6 +25,7 @@ from nodes.compose import (
     text_msg,
 )
 from tools.extraction.units import pack_size
+from tools.requests import number_of
 
 if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer at run time
     from graphs.context import Context
@@ -63,11 +64,11 @@ def _questions(draft: Draft, missing: list[str], ctx: Context) -> tuple[list[str
             rows = []
             for sku in ln.candidates[:10]:
                 item = ctx.catalog.get(sku) if ctx.catalog else None
-                desc = f"{item.name} — {item.unit_price}/{item.unit}" if item else sku
+                desc = t("pick_row", name=item.name, price=str(item.unit_price), unit=item.unit) if item else sku
                 rows.append((f"pick:{idx}:{sku}", sku, desc))
             named = [ctx.catalog.get(s) for s in ln.candidates[:3]] if ctx.catalog else []
-            names = " or ".join(item.name for item in named if item)
-            texts.append(t("ask_clarify", description=ln.description) + (f" ({names})" if names else ""))
+            names = t("clarify_or").join(item.name for item in named if item)
+            texts.append(t("ask_clarify", description=ln.description) + (t("clarify_names", names=names) if names else ""))
             pick = {"rows": rows}
         elif kind == "quantity":
             n, ln = next(
@@ -140,7 +141,8 @@ async def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         lines = D.lines_of(draft)
         nb = D.needed_by_of(draft)
         missing = missing_fields(lines, draft.get("site"), nb, today=today)
-        header = t("draft_header") if not draft.get("request_id") else f"*Change to PR-{draft['request_id']}*"
+        amends = draft.get("request_id")
+        header = t("change_header", number=number_of(amends)) if amends else t("draft_header")
         summary = render_summary(header, lines, draft.get("site"), nb, total_of(lines, ctx.currency))
         q_texts, pick = _questions(draft, missing, ctx)
         questions += [m for m in missing if m != "lines"] + (["lines"] if "lines" in missing else [])

@@ -1,0 +1,1 @@
+"""Unit tests of core's pure policy rules."""
