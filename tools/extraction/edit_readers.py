@@ -112,7 +112,7 @@ def _edit_remove(toks: list[str], draft: list[Line], catalog: CatalogIndex) -> l
 def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, soft: bool) -> list[Edit] | None:
     words = list(toks)
     cue = bool(words) and words[0] in _SET_CUES
-    be = "should" in words or "=" in words  # "paper should be 30"
+    be = bool({"should", "=", "iwe", "ziwe", "kuwa"} & set(words))  # "paper should be 30", "cement iwe 50"
     if cue:
         words = words[1:]
         if words[:1] == ["up"]:
@@ -197,28 +197,43 @@ def _edit_answer(toks: list[str], draft: list[Line], catalog: CatalogIndex, bare
 
 def _edit_add(toks: list[str], draft: list[Line], catalog: CatalogIndex, inherited: bool) -> list[Edit] | None:
     rest = _strip_cue(toks, _ADD_CUES)
+    more = False
     if rest is None:
-        if not inherited:
+        # "2 more boxes of paper": "more" after an amount adds to the item named ("make it 3 more" is left alone)
+        more = "more" in toks and toks[0] not in _SET_CUES and _quantity_in(toks, catalog) is not None
+        if not inherited and not more:
             return None
-        rest = toks
+        rest = [t for t in toks if t != "more"]
     edits = []
     for seg in _split_and(_spec_numbers(_strip_fillers(rest)), catalog):
         for piece in _split_quantities(seg, catalog):
             parsed = _parse_item(piece, catalog)
-            if parsed is None or parsed.line is None:
+            if parsed is None or parsed.line is None or (more and not (parsed.line.sku or parsed.line.candidates)):
                 return None
-            edits.append(_added(parsed.line, draft))
+            edits.append(_added(parsed.line, draft, catalog))
     return edits or None
 
 
-def _added(new: Line, draft: list[Line]) -> Edit:
-    """An added line, or more of an item already in the draft (same unit) raising that line.
+def _added(new: Line, draft: list[Line], catalog: CatalogIndex) -> Edit:
+    """An added line, or more of an item already in the draft raising that line.
 
-    "add 10 more bags of cement" to 20 bags makes 30.
+    "add 10 more bags of cement" to 20 bags makes 30; when the words fit several items and one of them is
+    already in the draft ("ongeza mifuko 10 ya cement" with the 42.5 cement there), it is that line.
     """
+    sku = new.sku
+    if sku is None and new.candidates:
+        present = [c for c in new.candidates if any(line.sku == c for line in draft)]
+        sku = present[0] if len(present) == 1 else None
     for i, line in enumerate(draft):
-        if new.sku and line.sku == new.sku and line.unit == new.unit and line.unit_price is not None:
-            total = dataclasses.replace(line, quantity=tidy(line.quantity + new.quantity))
+        if sku and line.sku == sku and line.unit_price is not None:
+            item = catalog.get(sku)
+            more = new
+            if new.sku is None and item is not None:
+                unit = None if new.unit == UNSPECIFIED_UNIT else new.unit
+                more = _line_for_item(item, new.quantity, unit, line.confidence)
+            if more.unit != line.unit or more.unit_price is None:
+                break
+            total = dataclasses.replace(line, quantity=tidy(line.quantity + more.quantity))
             return Edit("set_quantity", index=i, line=total)
     return Edit("add", line=new)
 
@@ -272,6 +287,8 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         r"^(?P<new>.+?)\s+(?:not|instead\s+of|in\s+place\s+of)\s+(?P<ref>.+)$",
         # "make it black pens", "change that to the 26x"
         r"^(?:change|switch|make)\s+(?P<ref>it|that|this|them|those)\s+(?P<new>.+)$",
+        # "the gloves should be large"
+        r"^(?P<ref>.+?)\s+(?:should|must)\s+be\s+(?:the\s+)?(?P<new>.+)$",
     ):
         m = re.match(pattern, text)
         if m:

@@ -93,10 +93,15 @@ def parse_edits(
     previous: str | None = None
     single = len(_clauses(prepared)) == 1
     additive = bool(set(_tokenize(prepared)) & _ADDITIVE_WORDS)
+    # "no, the large gloves", "hapana, ...": an opening "no" makes the whole message a correction
+    opening = _tokenize(prepared)[:1]
+    corrective = bool(opening) and opening[0] in ("no", "nope", "hapana", "sorry", "samahani", "actually", "oops")
     for clause in _clauses(prepared):
         if all(t in _NOISE or t in _SOFT_CUES or t == "not" for t in clause):
             continue
-        soft = any(t in _SOFT_CUES for t in clause)
+        # "the large gloves" (no amount): the definite article points at a line already there
+        definite = clause[:1] == ["the"] and _quantity_in(clause, catalog) is None
+        soft = corrective or definite or any(t in _SOFT_CUES for t in clause)
         # Drop soft cues and politeness, but keep "instead of" (it says which line is replaced).
         words = [
             t

@@ -102,7 +102,10 @@ def _is_protected(toks: list[str], i: int, catalog: CatalogIndex) -> bool:
         return True
     if i + 1 < len(toks) and toks[i + 1] in _SPEC_WORDS:
         return True
-    if i == 0 or (i + 1 < len(toks) and normalize_unit(toks[i + 1], standalone=False) is not None):
+    following = toks[i + 1] if i + 1 < len(toks) else ""
+    if "." in toks[i] and following and toks[i] in _named_numbers(catalog).get(singular(following), ()):
+        return True  # "32.5 cement": a decimal before a word whose items carry it is their grade, not a count
+    if i == 0 or (following and normalize_unit(following, standalone=False) is not None):
         return False  # "cement 40 bags": a unit after the number makes it an amount
     if normalize_unit(toks[i - 1], standalone=False) is not None:
         return False  # "boxes 3", "mifuko kumi": a unit before the number (Swahili order) counts it

@@ -112,11 +112,16 @@ def _sibling_for(old: CatalogItem, new_words: list[str], catalog: CatalogIndex) 
 
 
 def _siblings(a: CatalogItem, b: CatalogItem) -> bool:
-    """Two variants of one product (HP 26A / 26X, A4 / A3 paper): same category, similar non-code words."""
+    """Two variants of one product (HP 26A / 26X, A4 / A3 paper, OPC 42.5N / PPC 32.5R cement).
+
+    Same category and unit, and similar non-code words, or the same leading product word (item masters name the
+    product first: ``CEMENT OPC ...`` / ``CEMENT PPC ...``).
+    """
     if a.category != b.category or a.unit != b.unit:
         return False
-    wa = {t for t in tokens(a.name) if not re.search(r"\d", t)}
-    wb = {t for t in tokens(b.name) if not re.search(r"\d", t)}
-    if not wa or not wb:
+    la = [t for t in tokens(a.name) if not re.search(r"\d", t)]
+    lb = [t for t in tokens(b.name) if not re.search(r"\d", t)]
+    if not la or not lb:
         return False
-    return len(wa & wb) / min(len(wa), len(wb)) >= 0.75
+    wa, wb = set(la), set(lb)
+    return len(wa & wb) / min(len(wa), len(wb)) >= 0.75 or singular(la[0]) == singular(lb[0])
