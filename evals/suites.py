@@ -24,8 +24,17 @@ EVALS_DIR = Path(__file__).resolve().parent
 DATASETS_DIR = EVALS_DIR / "datasets"
 
 #: The suites, in table order; ``--dataset`` also accepts any other ``<name>.jsonl`` in the datasets folder.
-#: ``unseen_dev`` is for tuning; ``unseen_test`` is held out (never read while tuning) and gates CI.
-DATASET_NAMES: tuple[str, ...] = ("clean", "messy", "corrections", "adversarial", "unseen_dev", "unseen_test")
+#: ``unseen_dev`` and ``unseen_dev2`` (other trades, written independently) are for tuning; ``unseen_test`` is
+#: held out (never read while tuning) and gates CI.
+DATASET_NAMES: tuple[str, ...] = (
+    "clean",
+    "messy",
+    "corrections",
+    "adversarial",
+    "unseen_dev",
+    "unseen_dev2",
+    "unseen_test",
+)
 
 #: The original suites, written against ``examples/catalog.csv`` and its aliases.
 LEGACY_DATASETS: tuple[str, ...] = ("clean", "messy", "corrections", "adversarial")
