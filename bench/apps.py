@@ -27,7 +27,7 @@ def bare() -> FastAPI:
 def bare_asgi() -> object:
     """Extra reference (not the issue's baseline): a plain ASGI app that reads the body and returns 200.
 
-    The webhook POST is answered by a plain ASGI layer (``server.webhooks``), so this is its floor.
+    The webhook POST is answered by a plain ASGI layer (``server.routes.webhooks``), so this is its floor.
     """
 
     async def app(scope: dict, receive: object, send: object) -> None:

@@ -22,12 +22,12 @@ bearer = HTTPBearer(auto_error=False)
 
 def get_services(request: Request) -> Services:
     """The process's :class:`~server.services.Services` (built by the app's lifespan)."""
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 def get_settings(request: Request) -> Settings:
     """The settings the app was created with (``create_app``'s, which tests may set apart from the environment)."""
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_engine(services: Annotated[Services, Depends(get_services)]) -> AsyncEngine:

@@ -12,6 +12,10 @@ by the project (``evidence/<reference>/<attempt>/<name>``, ``media/<provider>/<m
 
 boto3 is synchronous: async callers use :meth:`ObjectStorage.aput` / :meth:`ObjectStorage.aget` (and friends),
 which run the call in a worker thread (boto3 clients are thread-safe).
+
+About 470 lines, on purpose: the interface and its two backends are one contract read together (every backend
+method answers to the interface's documented behaviour), and :meth:`ObjectStorage.from_settings` chooses between
+them, so splitting the backends into modules of their own would make the interface import back from them.
 """
 
 from __future__ import annotations

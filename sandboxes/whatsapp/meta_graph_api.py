@@ -33,6 +33,9 @@ Use it as a context manager or through a pytest fixture::
         assert graph.sent_messages()[0]["text"]["body"] == "hello"
 
 Point ``META_GRAPH_URL`` at :attr:`GraphAPIStandIn.url` (it includes the API version, like the real one).
+
+About 480 lines, on purpose: one stand-in server reproducing one documented API (the messages, media and error
+contracts above), kept together like the client it checks (``server/channels/meta/client.py``).
 """
 
 from __future__ import annotations

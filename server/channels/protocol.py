@@ -3,7 +3,7 @@
 A channel is one package under ``server/channels/`` with a class satisfying :class:`Channel`, named once in
 :mod:`server.channels.registry`. Everything provider-specific derives from that class:
 
-- the webhook route (``POST`` :attr:`Channel.webhook_path`, answered by ``server.webhooks.WebhookIngest``) and,
+- the webhook route (``POST`` :attr:`Channel.webhook_path`, answered by ``server.routes.webhooks.WebhookIngest``) and,
   when :attr:`Channel.subscription_params` is not empty, a ``GET`` on the same path for the provider's
   subscription handshake (Meta's ``hub.challenge``);
 - authentication (:meth:`Channel.verify_request`: a body signature, a URL signature when

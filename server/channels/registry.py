@@ -1,6 +1,6 @@
 """The channel registry: the one place that names the WhatsApp providers this program serves.
 
-Webhook routes (``server.app``), the GET handshake, webhook verification and parsing (``server.webhooks``) and
+Webhook routes (``server.app``), the GET handshake, webhook verification and parsing (``server.routes.webhooks``) and
 the channel instances used for sending and media download (``server.services.Services.channels``) all derive
 from :func:`channels`. Adding a provider means writing its package under ``server/channels/`` and adding one line
 to :data:`BUILTIN`; a test or a plug-in calls :func:`register` instead.

@@ -17,6 +17,10 @@ processes must hold a lock per supplier account (the job layer's database lock) 
 
 Session expiry is handled here (sign in again once per operation and resume); rate limiting is retried here
 when the site asks for a short wait, else raised as :class:`PortalRateLimited` for the job queue to defer.
+
+About 450 lines, on purpose: the portal errors, the order records and :class:`SupplierPortal` are the one
+contract every supplier website implements, and :meth:`SupplierPortal.place_order`'s guarantees (above) are
+stated in terms of all three; most of the length is that documented contract.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ the account's saved session (Playwright storage state: one JSON file per account
 Chromium is Debian's (``/usr/bin/chromium``), never a downloaded build, started headless with
 :data:`DEFAULT_ARGS`. Page objects pace their actions with :class:`Pacing` (short random pauses, like a
 person; ``Pacing.off()`` in tests) and wait for explicit conditions, never for fixed times.
+
+About 440 lines, on purpose: the pool, a run's lifecycle and the evidence it leaves on failure share one
+Chromium and one trace per run; splitting them would pass the same half-open browser state across modules.
 """
 
 from __future__ import annotations

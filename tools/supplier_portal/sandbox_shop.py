@@ -13,6 +13,9 @@ and reacts to where it landed:
   submission: :class:`PortalCheckoutFailed`, outcome unknown, which makes ``place_order`` look the order up).
 
 Slowness is absorbed by generous explicit waits (:class:`Timeouts`), never by fixed sleeps.
+
+About 450 lines, on purpose: one page object of one site, its selectors and the reaction to every page the
+shop can land on, kept together so a change to the site is one file to read.
 """
 
 from __future__ import annotations
