@@ -20,8 +20,8 @@ Scores are 0..100. For a query:
 
 Candidates are found through an inverted index (token -> items) plus the semantic top ``SEMANTIC_TOP``; nothing
 loops over the whole catalogue in Python, so a ``match()`` stays within milliseconds on 10,000 items. ``match()``
-does not embed a query whose lexical ranking is already decisive (a near-exact item far ahead of the rest): the
-embedding is most of the cost of a new query, and semantics cannot change that decision.
+does not embed a query whose words are already the catalogue's own (lexical best >= ``LEXICAL_SURE``): the
+embedding is most of the cost of a new query, and semantics would not change that decision.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ AGREE_BONUS = 5.0
 """Points per attribute of the text (colour, size, grade) that the item has too."""
 LEXICAL_POOL = 120
 """How many items, by weighted query coverage, are scored in full (the rest cannot be close to the best)."""
-LEXICAL_SURE = 85.0
-"""A lexical best at or above this, with no rival within ``2 * MARGIN``, is decided without embedding the query."""
+LEXICAL_SURE = 80.0
+"""A lexical best at or above this is decided without embedding the query (see ``CatalogIndex._decisive``)."""
 SEMANTIC_TOP = 30
 """How many nearest items by vector join the lexical candidates."""
 _LIGHT = 0.25  # weight share of numbers and pack words in coverage
@@ -375,9 +375,11 @@ class CatalogIndex:
 
     @staticmethod
     def _decisive(lexical: dict[int, float]) -> bool:
-        """A lexical ranking that semantics cannot change: a near-exact best item far ahead of the next."""
-        best = sorted(lexical.values(), reverse=True)[:2]
-        return bool(best) and best[0] >= LEXICAL_SURE and (len(best) == 1 or best[1] <= best[0] - 2 * MARGIN)
+        """A lexical ranking that semantics would not change: the text's words are the catalogue's own words.
+
+        Near-duplicates that differ only by an attribute the text did not give stay ambiguous either way.
+        """
+        return max(lexical.values(), default=0.0) >= LEXICAL_SURE
 
     def explain(self, query: str, limit: int = 10) -> list[Scored]:
         """Rank items with the parts of each score (lexical, semantic, attributes, final); see :class:`Scored`."""
