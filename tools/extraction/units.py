@@ -30,7 +30,7 @@ from core.domain import CatalogItem
 
 # Containers: things an item comes in, counted like pieces ("6 jerrycans", "2 buckets", "mifuko 70").
 CONTAINERS = frozenset(
-    {"bottle", "bucket", "tin", "can", "jerrycan", "drum", "tube", "sachet", "crate", "tray", "bundle", "sheet",
+    {"bottle", "bucket", "tin", "can", "jerrycan", "drum", "tube", "sachet", "crate", "tray", "bundle", "bale", "sheet",
      "pair", "set", "length", "tablet", "vial", "ampoule", "kit"}
 )  # fmt: skip
 
@@ -70,6 +70,7 @@ UNIT_ALIASES: dict[str, str] = {
     **dict.fromkeys(["crate", "crates", "kreti"], "crate"),
     **dict.fromkeys(["tray", "trays", "trei"], "tray"),
     **dict.fromkeys(["bundle", "bundles", "bdl"], "bundle"),
+    **dict.fromkeys(["bale", "bales", "bl", "marobota", "robota"], "bale"),
     **dict.fromkeys(["sheet", "sheets", "shts"], "sheet"),
     **dict.fromkeys(["pair", "pairs", "pr", "prs", "jozi"], "pair"),
     **dict.fromkeys(["set", "sets"], "set"),
@@ -92,6 +93,9 @@ COUNTABLE_UNITS = frozenset({"piece", "box", "pack", "ream", "carton", "bag", "r
 # Units that name one single thing (a person's "6 bottles" of an item sold by the bottle or by the piece).
 _SINGLE_THINGS = frozenset({"piece"} | CONTAINERS)
 
+# Containers that hold smaller packs (a bale of 12 packets, a carton of 24 packets).
+_OUTER_CONTAINERS = frozenset({"bale", "carton", "box", "crate", "bundle"})
+
 # Measured units: (dimension, size in the dimension's base unit).
 _MEASURES: dict[str, tuple[str, Decimal]] = {
     "g": ("mass", Decimal(1)),
@@ -112,8 +116,8 @@ _UNIT_WORD = r"([a-z]+)"
 _PACK_OF_RE = re.compile(rf"\b([a-z]+)\s+of\s+{_NUM}\s*{_UNIT_WORD}?", re.IGNORECASE)
 # "- PACK 24", "BOX 5 REAMS", "PACK 10 ROLLS", "CARTON 12 X 1L"
 _PACK_N_RE = re.compile(rf"\b([a-z]+)\s+{_NUM}(?:\s*(?:x|×)\s*\d+(?:\.\d+)?\s*[a-z]*)?(?:\s+{_UNIT_WORD})?\b", re.I)
-# "24 PACK", "24PCS", "24 PER BOX", "x24"
-_N_PACK_RE = re.compile(rf"(?:\bx\s*{_NUM}\b|\b{_NUM}\s*(?:per\s+)?([a-z]+)\b)", re.IGNORECASE)
+# "24 PACK", "24PCS", "24 PER BOX", "x24" (not a dimension: "10CM X 4.5M", "45CM X 90M")
+_N_PACK_RE = re.compile(rf"(?:\bx\s*(\d+)(?![\d.,]|\s*[a-z])|\b{_NUM}\s*(?:per\s+)?([a-z]+)\b)", re.IGNORECASE)
 # "50KG", "20 L", "500ML", "12 m"
 _SIZE_RE = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s*(kg|kgs|g|gm|litres?|liters?|l|ltrs?|ml|m|metres?|meters?|ton|tonnes?)\b",
@@ -289,6 +293,8 @@ def _via_pack(quantity: Decimal, unit: str, pack: PackSize, target: str) -> Deci
     """Catalogue units holding ``quantity`` ``unit`` of the pack's contents, or ``None`` when unrelated."""
     if unit == pack.unit or (pack.unit == "piece" and unit in _SINGLE_THINGS and unit != target):
         return quantity / pack.count
+    if unit == "pack" and pack.unit == "piece" and target in _OUTER_CONTAINERS:
+        return quantity / pack.count  # "24 packets of flour" sold in bales of 12 packets: each packet is one piece
     inner = _in_dimension(quantity, unit, pack.unit)
     if inner is not None:
         return inner / pack.count
