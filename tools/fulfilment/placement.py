@@ -15,12 +15,13 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from tools.erp.base import DRAFT, PLACED_STATES, QUOTATION, ErpError, ErpLine, ErpUnavailable
+from tools.erp.tryton import TrytonErp
 from tools.fulfilment.model import ERP, Fulfilment, FulfilmentError, Placed, Supplier
+from tools.storage import ObjectStorage
 
 if TYPE_CHECKING:
     from core.config import Settings
     from tools.erp.base import ErpAdapter
-    from tools.storage import ObjectStorage
     from tools.supplier_portal.base import PortalAccount, SupplierPortal
     from tools.supplier_portal.browser import BrowserPool, BrowserRun
 
@@ -99,8 +100,6 @@ class Placement:
         if self._erp is None:
             if not self.settings.ERP_URL:
                 raise FulfilmentError("no ERP is configured (ERP_URL is not set)")
-            from tools.erp.tryton import TrytonErp
-
             self._erp = TrytonErp.from_settings(self.settings)
         return self._erp
 
@@ -124,8 +123,6 @@ class Placement:
             if self._browser is not None and self._browser.storage is not None:
                 self._storage = self._browser.storage
             else:
-                from tools.storage import ObjectStorage
-
                 self._storage = ObjectStorage.from_settings(self.settings)
         return self._storage
 

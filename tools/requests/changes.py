@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db import purchase_request_lines, purchase_requests, users
+from core.db import catalog_items, purchase_request_lines, purchase_requests, users
 from core.domain import Line, RequestStatus, Role
 from core.policy import Approver, choose_approver, may_decide, total_of
 from core.repo import User, audit
@@ -35,8 +35,6 @@ async def _approvers(conn: AsyncConnection) -> list[Approver]:
 
 
 async def _write_lines(conn: AsyncConnection, request_id: int, lines: Sequence[Line]) -> None:
-    from core.db import catalog_items
-
     skus = [ln.sku for ln in lines if ln.sku]
     supplier_of: dict[str, str] = {}
     if skus:
