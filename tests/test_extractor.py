@@ -106,11 +106,11 @@ CASES: list[tuple[str, list[L], str | None, date | None]] = [
     (
         # "ballpoint pens" is an alias of the blue pens in the catalogue
         "ballpoint pens 2 boxes, 3 notebooks, envelopes 1 box",
-        [L("PEN-BLU", "2", "box"), L("NTB-A5", "3", "pack"), L("ENV-DL", "1", "box")],
+        [L("PEN-BLU", "2", "box"), L("NTB-A5", "3", "piece"), L("ENV-DL", "1", "box")],
         None,
         None,
     ),
-    ("2 hi vis vests; 2 dust masks", [L("VEST-HV", "2", "piece"), L("MASK-N95", "2", "box")], None, None),
+    ("2 hi vis vests; 2 dust masks", [L("VEST-HV", "2", "piece"), L("MASK-N95", "2", "piece")], None, None),
     ("a4 paper and toner", [L("PAP-A4-80", "1", "box"), A("1", "piece", *TONERS)], None, None),
     ("maziwa 10, chai 2", [L("MLK-500", "10", "piece"), L("TEA-500", "2", "pack")], None, None),
     # multipliers and qty markers
@@ -244,7 +244,7 @@ CASES: list[tuple[str, list[L], str | None, date | None]] = [
     ("need 3 toner 26a for mombasa office", [L("TON-CF226A", "3", "piece")], "Mombasa", None),
     ("by end of month 10 bags cement", [L("CEM-425", "10", "bag")], None, D(2026, 11, 30)),
     ("3 helmets on the 28th", [L("HLM-YEL", "3", "piece")], None, D(2026, 11, 28)),
-    ("4 masks in 3 days", [L("MASK-N95", "4", "box")], None, D(2026, 11, 21)),
+    ("4 masks in 3 days", [L("MASK-N95", "4", "piece")], None, D(2026, 11, 21)),
     ("day after tomorrow 5 mops", [L("CLN-MOP", "5", "piece")], None, D(2026, 11, 20)),
     ("bleach 2, due 1st dec", [L("CLN-BLEACH", "2", "piece")], None, D(2026, 12, 1)),
     ("need it by the 5th: 3 helmets", [L("HLM-YEL", "3", "piece")], None, D(2026, 12, 5)),
@@ -288,7 +288,7 @@ CASES: list[tuple[str, list[L], str | None, date | None]] = [
     ("one thousand envelopes", [L("ENV-DL", "2", "box")], None, None),
     ("2000 staples", [L("STP-PIN", "2", "box")], None, None),
     ("120 ballpoint pens", [L("PEN-BLU", "120", "piece")], None, None),  # 2.4 boxes of 50: asked
-    ("3 notebooks", [L("NTB-A5", "3", "pack")], None, None),  # fewer than a pack: packs
+    ("3 notebooks", [L("NTB-A5", "3", "piece")], None, None),  # 3 notebooks, not 3 packs of 10: asked
     ("6 dust masks boxes", [L("MASK-N95", "6", "box")], None, None),  # the unit word comes last
     # a size that is also in the item's name is the amount when nothing else is
     ("2kg chai", [L("TEA-500", "4", "pack")], None, None),
@@ -509,7 +509,7 @@ EDIT_CASES: list[tuple[str, list[Line], list[E]]] = [
     (
         "also 2 staplers and 3 blue pens",
         DRAFT,
-        [E("set_quantity", 2, "STP-STD", "5", "piece"), E("add", None, "PEN-BLU", "3", "box")],
+        [E("set_quantity", 2, "STP-STD", "5", "piece"), E("add", None, "PEN-BLU", "3", "piece")],
     ),
     ("deliver to Mombasa instead", DRAFT, [E("set_site", site="Mombasa")]),
     ("actually for kisumu", DRAFT, [E("set_site", site="Kisumu")]),

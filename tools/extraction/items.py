@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from rapidfuzz.distance import OSA
+
 from core.domain import CatalogItem, Line
 from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, singular, tokens
 from tools.extraction.lexicon import (
@@ -24,7 +26,7 @@ from tools.extraction.lexicon import (
 )
 from tools.extraction.quantities import _item_words
 from tools.extraction.reconcile import _better, _reconcile
-from tools.extraction.units import convert, normalize_unit, pack_size, tidy
+from tools.extraction.units import UNIT_ALIASES, convert, normalize_unit, pack_size, tidy
 
 
 @dataclass(slots=True)
@@ -204,13 +206,15 @@ def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | 
 
     "100 blue biros" of pens sold in boxes of 50, "12 AA batteries" sold in packs of 4, "make it 20 markers":
     the count comes first, the words after it end with a noun of the item itself (not a unit), the item's
-    name states how many pieces one unit holds, and the count is at least one full unit. Smaller counts
-    ("3 notebooks") stay in the catalogue unit.
+    name states how many pieces one unit holds, and no unit word is given. A count that is not a whole number
+    of packs ("3 notebooks" of packs of 10) is then offered as whole packs, never ordered as 3 packs.
     """
     pack = pack_size(item)
     words = [t for t in after if t not in ("of", "more", "x")]
-    if pack is None or pack.unit != "piece" or pack.count <= 1 or not words or value < pack.count:
+    if pack is None or pack.unit != "piece" or pack.count <= 1 or not words:
         return None
+    if any(_unit_like(w) for w in words):
+        return None  # "6 dust masks boxes", "5 boxs of pens": a unit (even misspelt) names what is counted
     nouns = {t for text in (item.name, *item.aliases) for t in tokens(text)}
     last = words[-1]
     if re.fullmatch(r"[a-z]+", last) and normalize_unit(last) is None and singular(last) in nouns:
@@ -218,6 +222,15 @@ def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | 
     # "100 paper cups 8oz": a plural noun of the item among the words, whatever follows it
     plural = [w for w in words if re.fullmatch(r"[a-z]+", w) and singular(w) != w and normalize_unit(w) is None]
     return "piece" if any(singular(w) in nouns for w in plural) else None
+
+
+def _unit_like(word: str) -> bool:
+    """A unit word, or a one-typo spelling of one of four letters or more ("boxs", "packts", "bottels")."""
+    if normalize_unit(word, standalone=False) is not None:
+        return True
+    return len(word) >= 4 and word.isalpha() and any(
+        len(spelling) >= 4 and OSA.distance(word, spelling) <= 1 for spelling in UNIT_ALIASES
+    )
 
 
 def _correction_cue(toks: list[str]) -> tuple[int, int, bool] | None:

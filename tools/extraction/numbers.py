@@ -20,6 +20,10 @@ TENS = {
 }  # fmt: skip
 SW_ONES = {
     "moja": 1, "mbili": 2, "tatu": 3, "nne": 4, "tano": 5, "sita": 6, "saba": 7, "nane": 8, "tisa": 9,
+    # 1-5 and 8 agree with the noun's class: mifuko miwili (2 bags), watu watatu, vitu vinne, ndoo mbili
+    "mmoja": 1, "mojawapo": 1, "miwili": 2, "wawili": 2, "viwili": 2, "mawili": 2, "mitatu": 3, "watatu": 3,
+    "vitatu": 3, "matatu": 3, "minne": 4, "wanne": 4, "vinne": 4, "manne": 4, "mitano": 5, "watano": 5,
+    "vitano": 5, "matano": 5, "minane": 8, "wanane": 8, "vinane": 8, "manane": 8,
 }  # fmt: skip
 SW_TENS = {
     "kumi": 10, "ishirini": 20, "thelathini": 30, "arobaini": 40, "arubaini": 40, "hamsini": 50, "sitini": 60,
