@@ -7,12 +7,12 @@ the request is still pending at that revision.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from core.domain import ApprovalState, Decision, Effect
+from core.domain import ApprovalAnswer, ApprovalState, Effect
 from nodes.common import engine_of
 from nodes.compose import button_title, buttons_msg, fmt_date, render_lines, t, text_msg
 from tools import requests as R
@@ -43,7 +43,7 @@ class ApprovalInterrupt(TypedDict):
     allowed: list[Literal["approve", "reject"]]
 
 
-async def prepare_approval(state: ApprovalState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def prepare_approval(state: ApprovalState, runtime: Runtime[Context]) -> ApprovalState:
     """Compose the approver's message with Approve / Reject buttons (read-only; safe to repeat)."""
     ctx = runtime.context
     req = await R.get_request(engine_of(ctx), state["request_id"])
@@ -73,8 +73,8 @@ async def prepare_approval(state: ApprovalState, runtime: Runtime[Context]) -> d
     return {"approver_id": req.approver.id, "outbound": [buttons_msg(to, body, buttons)]}
 
 
-def await_decision(state: ApprovalState) -> dict[str, Any]:
-    """Pause until the approver answers; resumed with ``Command(resume={"decision", "reason"})`` (a Decision).
+def await_decision(state: ApprovalState) -> ApprovalState:
+    """Pause until the approver answers; resumed with ``Command(resume={"decision", "reason"})`` (an ApprovalAnswer).
 
     Who answers is the resuming run's ``runtime.context.user``, never a field of the answer.
 
@@ -91,11 +91,11 @@ def await_decision(state: ApprovalState) -> dict[str, Any]:
     answer = interrupt(payload)
     if not isinstance(answer, dict) or answer.get("decision") not in ("approve", "reject", "superseded"):
         raise ValueError(f"invalid approval answer: {answer!r}")
-    decision: Decision = {"decision": answer["decision"], "reason": answer.get("reason")}
+    decision: ApprovalAnswer = {"decision": answer["decision"], "reason": answer.get("reason")}
     return {"decision": decision}
 
 
-async def apply_decision(state: ApprovalState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def apply_decision(state: ApprovalState, runtime: Runtime[Context]) -> ApprovalState:
     """Apply the answer in the database as the run's user and tell the requester and the approver.
 
     The decider is ``runtime.context.user`` (the approver whose turn resumed the thread), never a field of the

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langgraph.runtime import Runtime
 
-from core.domain import Role, State
+from core.domain import Effect, Role, State
 from nodes.common import add_note, catalog_of, current, engine_of, record, user_of
 from nodes.compose import fmt_date, render_lines, t
 from nodes.routing import command_of
@@ -34,7 +34,7 @@ def render_request(req: R.RequestView) -> str:
     return "\n".join(parts)
 
 
-async def handle_command(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_command(state: State, runtime: Runtime[Context]) -> State:
     """Run a command (help, status, my requests, cancel, pending, orders).
 
     Who may see what is checked here, server-side: requesters see their own requests, approvers also those
@@ -46,9 +46,9 @@ async def handle_command(state: State, runtime: Runtime[Context]) -> dict[str, A
     parsed = command_of(msg.get("text") or "")
     assert parsed is not None
     name, args = parsed
-    out: dict[str, Any] = {"pending": pending}
+    out: State = {"pending": pending}
 
-    def note(text: str) -> dict[str, Any]:
+    def note(text: str) -> State:
         return {**out, "notes": add_note(state, text)}
 
     if name == "help":
@@ -97,8 +97,9 @@ async def handle_command(state: State, runtime: Runtime[Context]) -> dict[str, A
             return note(t("not_found", number=number))
         if res.outcome == "stale" and res.request:
             return note(t("cannot_cancel", number=number, status=res.request.status.replace("_", " ")))
-        effects = [*(state.get("effects") or []), {"type": "cancelled", "request_id": args["request_id"]}]
-        upd = {**note(t("cancelled", number=number)), "effects": effects}
+        cancelled: Effect = {"type": "cancelled", "request_id": args["request_id"]}
+        effects = [*(state.get("effects") or []), cancelled]
+        upd: State = {**note(t("cancelled", number=number)), "effects": effects}
         if state.get("active_request_id") == args["request_id"]:
             upd["active_request_id"] = None
         return upd
@@ -129,7 +130,7 @@ def request_row(r: R.RequestView, who: bool = False) -> str:
     return row + (t("request_row_who", requester=r.requester.display_name) if who else "")
 
 
-async def answer_catalog(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def answer_catalog(state: State, runtime: Runtime[Context]) -> State:
     """Answer "do we stock A3 paper?" / "price of HP 26X?" read-only from the catalogue; no draft is started."""
     ctx = runtime.context
     msg, pending = current(state)

@@ -8,11 +8,11 @@ as effects: the ``resume_approval`` effect node (:mod:`nodes.effects`) resumes t
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langgraph.runtime import Runtime
 
-from core.domain import Role, State
+from core.domain import Awaiting, Effect, Role, State
 from core.policy import may_decide
 from nodes import draft as D
 from nodes.common import add_note, current, engine_of, record, user_of
@@ -56,13 +56,13 @@ async def check_decision(runtime: Runtime[Context], request_id: int, revision: i
     return None
 
 
-async def handle_button(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_button(state: State, runtime: Runtime[Context]) -> State:
     """Act on a reply-button or list-row id (ids are ours: ``confirm``, ``pick:1:SKU``, ``approve:12:1``...)."""
     ctx = runtime.context
     user = user_of(runtime)
     msg, pending = current(state)
     rid = msg.get("reply_id") or ""
-    base: dict[str, Any] = {"pending": pending}
+    base: State = {"pending": pending}
     draft = state.get("draft")
 
     if rid == "confirm":
@@ -106,13 +106,13 @@ async def handle_button(state: State, runtime: Runtime[Context]) -> dict[str, An
         if problem:
             return {**base, "notes": add_note(state, problem)}
         if action == "reject":
-            awaiting = {"kind": "reject_reason", "request_id": request_id, "revision": revision}
+            awaiting: Awaiting = {"kind": "reject_reason", "request_id": request_id, "revision": revision}
             return {
                 **base,
                 "awaiting": awaiting,
                 "notes": add_note(state, t("ask_reject_reason", number=R.number_of(request_id))),
             }
-        effect = {
+        effect: Effect = {
             "type": "resume_approval",
             "request_id": request_id,
             "revision": revision,
@@ -124,28 +124,28 @@ async def handle_button(state: State, runtime: Runtime[Context]) -> dict[str, An
     if m := RETRY_RE.match(rid):
         if user.role not in (Role.BUYER, Role.ADMIN):
             return {**base, "notes": add_note(state, t("not_allowed"))}
-        effect = {"type": "retry_fulfilment", "fulfilment_id": int(m.group(1)), "by": user.id}
+        retry: Effect = {"type": "retry_fulfilment", "fulfilment_id": int(m.group(1)), "by": user.id}
         return {
             **base,
-            "effects": [*(state.get("effects") or []), effect],
+            "effects": [*(state.get("effects") or []), retry],
             "notes": add_note(state, t("fulfil_retrying")),
         }
 
     return {**base, "notes": add_note(state, t("button_inactive"))}
 
 
-async def handle_reason(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_reason(state: State, runtime: Runtime[Context]) -> State:
     """The approver's rejection reason: re-check, then resume the approval thread with ``reject``."""
     user = user_of(runtime)
     msg, pending = current(state)
     awaiting = state.get("awaiting")
     if awaiting is None:
         raise ValueError("handle_reason runs only while a reject reason is awaited")
-    base: dict[str, Any] = {"pending": pending, "awaiting": None}
+    base: State = {"pending": pending, "awaiting": None}
     problem = await check_decision(runtime, awaiting["request_id"], awaiting["revision"])
     if problem:
         return {**base, "notes": add_note(state, problem)}
-    effect = {
+    effect: Effect = {
         "type": "resume_approval",
         "request_id": awaiting["request_id"],
         "revision": awaiting["revision"],

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from langgraph.runtime import Runtime
 
-from core.domain import ApprovalState, Decision, Effect, EffectType, State
+from core.domain import ApprovalAnswer, ApprovalState, Effect, EffectType, State
 from nodes.approval import approval_thread_id
-from nodes.common import engine_of
+from nodes.common import engine_of, user_of
 from nodes.compose import t, text_msg
 from tools import requests as R
 
@@ -59,7 +59,7 @@ class ApprovalThreads(Protocol):
         """Start the revision's thread unless it exists; return the approver's messages (recorded ones if it did)."""
         ...
 
-    async def resume(self, request_id: int, revision: int, answer: Decision, ctx: Context) -> list[dict[str, Any]]:
+    async def resume(self, request_id: int, revision: int, answer: ApprovalAnswer, ctx: Context) -> list[dict[str, Any]]:
         """Resume a waiting thread with ``answer`` as ``ctx.user`` (the decider); return its notices.
 
         A thread that was already decided returns its recorded notices; one never started returns ``[]``.
@@ -117,11 +117,11 @@ def route_effects_after(node: str) -> Callable[[State], EffectNode]:
     return route_effects
 
 
-def _with_outbound(state: State, extra: list[dict[str, Any]]) -> dict[str, Any]:
+def _with_outbound(state: State, extra: list[dict[str, Any]]) -> State:
     return {"outbound": [*(state.get("outbound") or []), *extra]} if extra else {}
 
 
-async def start_approval(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def start_approval(state: State, runtime: Runtime[Context]) -> State:
     """Start each submitted revision's approval thread; the approver's Approve/Reject message goes out once."""
     ctx = runtime.context
     if ctx.approvals is None:
@@ -133,7 +133,7 @@ async def start_approval(state: State, runtime: Runtime[Context]) -> dict[str, A
     return _with_outbound(state, out)
 
 
-async def supersede_approval(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def supersede_approval(state: State, runtime: Runtime[Context]) -> State:
     """Close approval threads nobody needs to answer any more (the superseded revision, a cancelled request).
 
     The previous revision of an amended request is superseded; so is the current revision of a cancelled
@@ -142,7 +142,7 @@ async def supersede_approval(state: State, runtime: Runtime[Context]) -> dict[st
     ctx = runtime.context
     if ctx.approvals is None:
         return {}
-    superseded: Decision = {"decision": "superseded"}
+    superseded: ApprovalAnswer = {"decision": "superseded"}
     out: list[dict[str, Any]] = []
     for _, eff in _of(state, "start_approval"):
         rid, rev = int(eff["request_id"]), int(eff["revision"])
@@ -161,7 +161,7 @@ async def supersede_approval(state: State, runtime: Runtime[Context]) -> dict[st
     return _with_outbound(state, out)
 
 
-async def resume_approval(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def resume_approval(state: State, runtime: Runtime[Context]) -> State:
     """Resume approval threads with the decisions of this turn (re-checked in the thread against the database)."""
     ctx = runtime.context
     if ctx.approvals is None:
@@ -169,20 +169,23 @@ async def resume_approval(state: State, runtime: Runtime[Context]) -> dict[str, 
     out: list[dict[str, Any]] = []
     for _, eff in _of(state, "resume_approval"):
         rid, rev = int(eff["request_id"]), int(eff["revision"])
-        answer: Decision = {"decision": eff["decision"], "reason": eff.get("reason")}
+        answer: ApprovalAnswer = {"decision": eff["decision"], "reason": eff.get("reason")}
         out += keyed(await ctx.approvals.resume(rid, rev, answer, ctx), f"{approval_thread_id(rid, rev)}:decided")
     return _with_outbound(state, out)
 
 
-async def retry_fulfilment(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def retry_fulfilment(state: State, runtime: Runtime[Context]) -> State:
     """Start a new round of each failed fulfilment whose Retry button was pressed (by the sender of the turn)."""
     ctx = runtime.context
+    retries = _of(state, "retry_fulfilment")
     if ctx.fulfilment is None:
-        if _of(state, "retry_fulfilment"):
+        if retries:
             log.info("no fulfilment queue in this process; Retry left for the fulfilment worker")
         return {}
-    for _, eff in _of(state, "retry_fulfilment"):
-        by = ctx.user.id if ctx.user is not None else int(eff["by"])
+    if not retries:
+        return {}
+    by = user_of(runtime).id  # the sender of the turn; the effect's own "by" is for the record only
+    for _, eff in retries:
         await ctx.fulfilment.retry(
             int(eff["fulfilment_id"]), by, provider=ctx.provider, token=f"turn{ctx.turn_id or 0}"
         )
@@ -195,7 +198,7 @@ def route_after_decision(state: ApprovalState) -> Literal["enqueue_fulfilment", 
     return "enqueue_fulfilment" if wants else "__end__"
 
 
-async def enqueue_fulfilment(state: ApprovalState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def enqueue_fulfilment(state: ApprovalState, runtime: Runtime[Context]) -> ApprovalState:
     """Approval graph: turn the approved request into fulfilments and enqueue their jobs (idempotent)."""
     ctx = runtime.context
     if ctx.fulfilment is None:

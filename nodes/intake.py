@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from core.domain import Draft, Inbound, Line, State
+from core.domain import Awaiting, Draft, Inbound, Line, State
 from core.policy import NoApproverError, missing_fields
 from nodes import draft as D
 from nodes.common import add_note, catalog_of, current, engine_of, message_time, record, user_of
@@ -39,7 +39,7 @@ def _today(msg: Inbound, ctx: Context) -> date:
     return message_time(msg, ctx).date()
 
 
-async def interpret_text(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def interpret_text(state: State, runtime: Runtime[Context]) -> State:
     """Read one free-text message with the rule extractor: corrections to the draft, or new lines/site/date.
 
     A message the rules cannot read at all goes to ``unresolved`` (for the LLM, or a "please rephrase").
@@ -59,9 +59,8 @@ async def interpret_text(state: State, runtime: Runtime[Context]) -> dict[str, A
     if D.lines_of(draft) and D.idle_hours(draft, message_time(msg, ctx)) > ctx.draft_ttl_hours:
         update = await _interpret({**state, "draft": None}, runtime)
         fresh = update.get("draft") or D.empty_draft()
-        update.update(
-            draft=D.set_field(fresh, previous=D.snapshot(draft)), awaiting={"kind": "stale_draft"}, show_summary=True
-        )
+        stale: Awaiting = {"kind": "stale_draft"}
+        update.update({"draft": D.set_field(fresh, previous=D.snapshot(draft)), "awaiting": stale, "show_summary": True})
         await record(runtime, "draft.stale", msg=msg, details={"idle_hours": round(D.idle_hours(draft, message_time(msg, ctx)))})
         return update
     return await _interpret(state, runtime)
@@ -79,7 +78,7 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z]+", text.lower()))
 
 
-def resolve_stale(state: State, choice: str) -> dict[str, Any]:
+def resolve_stale(state: State, choice: str) -> State:
     """Apply the person's stale-draft choice: ``"add"`` the new lines to the old draft, or ``"new"`` (drop it).
 
     Returns:
@@ -96,7 +95,7 @@ def resolve_stale(state: State, choice: str) -> dict[str, Any]:
     return {"draft": merged, "awaiting": None, "show_summary": True}
 
 
-async def _interpret(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def _interpret(state: State, runtime: Runtime[Context]) -> State:
     ctx = runtime.context
     msg, pending = current(state)
     raw_text = msg.get("text") or ""
@@ -104,7 +103,7 @@ async def _interpret(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     now = message_time(msg, ctx)
     draft = with_attachment(state.get("draft"), msg)  # a photo's caption: keep the photo with the draft
     lines = D.lines_of(draft)
-    update: dict[str, Any] = {"pending": pending}
+    update: State = {"pending": pending}
     if draft is not state.get("draft"):
         update["draft"] = draft
     sites = list(ctx.sites)
@@ -115,7 +114,7 @@ async def _interpret(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             new_draft, log = D.apply_edits(draft, edits)
             await record(runtime, "draft.edited", msg=msg, details={"changes": log})
             await _learn_from_edits(runtime, log, msg)
-            update.update(draft=new_draft, show_summary=True)
+            update.update({"draft": new_draft, "show_summary": True})
             return update
     elif (active := state.get("active_request_id")) and ctx.engine is not None:
         req = await R.get_request(ctx.engine, active)
@@ -128,7 +127,7 @@ async def _interpret(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 )
                 new_draft, log = D.apply_edits(base, edits)
                 await record(runtime, "request.amendment_drafted", request_id=req.id, msg=msg, details={"changes": log})
-                update.update(draft=new_draft, show_summary=True)
+                update.update({"draft": new_draft, "show_summary": True})
                 return update
         elif (
             req is not None
@@ -171,7 +170,7 @@ async def _interpret(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         update["draft"] = new_draft
         update["unresolved"] = [*(update.get("unresolved") or state.get("unresolved") or []), raw_text]
         return update
-    update.update(draft=new_draft, show_summary=True)
+    update.update({"draft": new_draft, "show_summary": True})
     return update
 
 
@@ -214,7 +213,7 @@ def _complete(draft: Draft | None, today: date) -> bool:
     return not missing_fields(lines, (draft or {}).get("site"), D.needed_by_of(draft), today=today)
 
 
-async def submit_draft(state: State, runtime: Runtime[Context], msg: Inbound) -> dict[str, Any]:
+async def submit_draft(state: State, runtime: Runtime[Context], msg: Inbound) -> State:
     """Submit the complete draft as a purchase request (or as an amendment of the submitted one).
 
     Returns the State update: the draft is cleared, the requester is told who approves it, and an effect asks
@@ -288,7 +287,7 @@ async def _attribute_usage(ctx: Context, request_id: int) -> None:
         )
 
 
-async def handle_confirmation(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_confirmation(state: State, runtime: Runtime[Context]) -> State:
     """A typed yes/no: confirm a complete draft, accept free-text lines, or decline."""
     from nodes.routing import DENY_WORDS
 
@@ -296,7 +295,7 @@ async def handle_confirmation(state: State, runtime: Runtime[Context]) -> dict[s
     msg, pending = current(state)
     draft = state.get("draft")
     word = (msg.get("text") or "").strip().lower().rstrip("!.")
-    base: dict[str, Any] = {"pending": pending}
+    base: State = {"pending": pending}
     if not D.lines_of(draft):
         if word in DENY_WORDS:
             return base
@@ -328,12 +327,12 @@ def with_attachment(draft: Draft | None, msg: Inbound) -> Draft | None:
     return D.set_field(draft, attachments=[*attachments, key])
 
 
-async def handle_media(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def handle_media(state: State, runtime: Runtime[Context]) -> State:
     """A photo, voice note, document... without text: keep it with the draft, say what can't be read yet."""
     msg, pending = current(state)
     kind = msg.get("kind") or ""
     what = t(f"media_{kind}") if kind in _MEDIA_NAMED else t("media_other")
-    update: dict[str, Any] = {"pending": pending}
+    update: State = {"pending": pending}
     note = t("unsupported_media", what=what)
     if msg.get("storage_key"):
         update["draft"] = with_attachment(state.get("draft"), msg)
@@ -342,7 +341,7 @@ async def handle_media(state: State, runtime: Runtime[Context]) -> dict[str, Any
     return update
 
 
-async def skip_message(state: State) -> dict[str, Any]:
+async def skip_message(state: State) -> State:
     """Reactions and empty messages: nothing to answer."""
     _, pending = current(state)
     return {"pending": pending}

@@ -278,7 +278,7 @@ def _line(ctx: Context, sku: str | None, description: str, quantity: Decimal, un
     return Line(item.name, conv.quantity, item.unit, item.sku, item.unit_price, 0.9)
 
 
-async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def call_model(state: State, runtime: Runtime[Context]) -> State:
     """Ask the configured model to turn the unresolved text into tool calls, validate and apply them."""
     ctx = runtime.context
     user = user_of(runtime)
@@ -329,7 +329,7 @@ async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "llm.applied",
         details={"tools": [c[0] for c in calls], "prompt_version": INTAKE_PROMPT_VERSION, "model": ctx.model_name},
     )
-    update: dict[str, Any] = {
+    update: State = {
         "llm_calls": (state.get("llm_calls") or 0) + calls_made,
         "unresolved": [],
         "questions": [*(state.get("questions") or []), *[k for k in asked if k != "not_a_request"]],
@@ -340,7 +340,7 @@ async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if "not_a_request" in asked and len(calls) == 1:
         update["notes"] = add_note(state, t("not_understood"))
     elif writes:
-        update.update(draft=new_draft, show_summary=True)
+        update.update({"draft": new_draft, "show_summary": True})
     return update
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from core.domain import CatalogItem, Draft, DraftSnapshot, Line, State
+from core.domain import CatalogItem, Draft, DraftSnapshot, Line, State, WindowEntry
 from core.policy import CONFIDENCE_ASK, free_text_lines, missing_fields, total_of
 from nodes import draft as D
 from nodes.common import message_time
@@ -34,10 +34,10 @@ if TYPE_CHECKING:  # the Context type only: nodes never import the graphs layer 
 INTERACTIVE_BODY_MAX = 1024
 
 
-def ingest(state: State) -> dict[str, Any]:
+def ingest(state: State) -> State:
     """Start a turn: queue the turn's messages, add them to the window, clear last turn's outputs."""
     inbound = state.get("inbound") or []
-    window = [
+    window: list[WindowEntry] = [
         {"role": "user", "text": m.get("text") or f"[{m.get('kind')}]"} for m in inbound if m.get("kind") != "reaction"
     ]
     return {
@@ -119,7 +119,7 @@ def _stale_choice(to: str, previous: DraftSnapshot, ctx: Context) -> dict[str, A
                                                          ("stale:new", button_title("stale_new"))])  # fmt: skip
 
 
-async def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def respond(state: State, runtime: Runtime[Context]) -> State:
     """Compose the turn's reply: notes, then (if the draft changed) the summary with questions or Confirm."""
     ctx = runtime.context
     to = ctx.chat_id
@@ -183,8 +183,10 @@ async def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if draft and (state.get("show_summary") or draft is not state.get("draft")):
         # Stamp when the draft was last worked on: an idle draft is shown before new text goes into it.
         draft = D.set_field(draft, touched_at=message_time(inbound[-1], ctx).isoformat())
-    window = [{"role": "assistant", "text": m["text"][:500]} for m in outbound if m.get("to") == to]
-    update: dict[str, Any] = {
+    window: list[WindowEntry] = [
+        {"role": "assistant", "text": m["text"][:500]} for m in outbound if m.get("to") == to
+    ]
+    update: State = {
         "outbound": outbound,
         "missing": missing,
         "questions": questions,

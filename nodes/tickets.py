@@ -7,7 +7,7 @@ an audit-log entry records who opened what about which request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langgraph.runtime import Runtime
 
@@ -40,7 +40,7 @@ def _source_key(msg: Inbound, ctx: Context) -> str | None:
     return None
 
 
-async def open_ticket(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def open_ticket(state: State, runtime: Runtime[Context]) -> State:
     """Open a support ticket for a complaint about something delivered or ordered, and notify a buyer.
 
     The ticket is linked to the ``PR-<n>`` the message names (only if the sender may see that request; otherwise
@@ -52,7 +52,7 @@ async def open_ticket(state: State, runtime: Runtime[Context]) -> dict[str, Any]
     user = user_of(runtime)
     msg, pending = current(state)
     text = (msg.get("text") or "").strip()
-    out: dict[str, Any] = {"pending": pending}
+    out: State = {"pending": pending}
     draft_open = bool((state.get("draft") or {}).get("lines"))
     complaint = TK.complaint_of(text, draft_open=draft_open) or TK.Complaint("other", None)
 
@@ -126,7 +126,7 @@ async def open_ticket(state: State, runtime: Runtime[Context]) -> dict[str, Any]
     }
 
 
-async def answer_ticket(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def answer_ticket(state: State, runtime: Runtime[Context]) -> State:
     """Answer ``status T-3``: only the ticket's requester, buyers and admins see it (checked server-side).
 
     Anyone else gets the same "not found" answer as for a ticket that does not exist.

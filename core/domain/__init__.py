@@ -9,9 +9,9 @@ the graphs are built on. Every name is re-exported here: ``from core.domain impo
 from core.domain.records import CatalogItem, ExtractionResult, Line, Money, RequestStatus, Role, plain
 from core.domain.state import (
     WINDOW_CAP,
+    ApprovalAnswer,
     ApprovalState,
     Awaiting,
-    Decision,
     Draft,
     DraftSnapshot,
     Effect,
@@ -29,7 +29,7 @@ __all__ = [
     "ApprovalState",
     "Awaiting",
     "CatalogItem",
-    "Decision",
+    "ApprovalAnswer",
     "Draft",
     "DraftSnapshot",
     "Effect",

@@ -195,7 +195,7 @@ class Effect(TypedDict, total=False):
     fulfilment_id: int
 
 
-class Decision(TypedDict):
+class ApprovalAnswer(TypedDict):
     """The answer an approval thread is resumed with (``Command(resume=...)``).
 
     The decider is never part of it: ``apply_decision`` takes them from the run's context (the approver whose
@@ -260,7 +260,7 @@ class ApprovalState(TypedDict, total=False):
         request_id: the purchase request.
         revision: the revision being approved.
         approver_id: the assigned approver (admins may also answer).
-        decision: the resumed answer (:class:`core.domain.Decision`); the decider is the run context's user.
+        decision: the resumed answer (:class:`core.domain.ApprovalAnswer`); the decider is the run context's user.
         outcome: what applying the decision gave (``ok``, ``stale``...).
         outbound: notifications to send (approver's buttons before the interrupt, outcomes after it).
         effects: side effects for the worker (fulfilment after an approval).
@@ -269,7 +269,7 @@ class ApprovalState(TypedDict, total=False):
     request_id: int
     revision: int
     approver_id: int | None
-    decision: Decision | None
+    decision: ApprovalAnswer | None
     outcome: str | None
     outbound: list[dict[str, Any]]
     effects: list[Effect]

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from langgraph.types import Command
 
-from core.domain import Decision
+from core.domain import ApprovalAnswer
 from graphs.approval import approval_thread_id
 from graphs.context import Context
 
@@ -69,7 +69,7 @@ class ApprovalThreadRunner:
         return []
 
     async def resume(
-        self, request_id: int, revision: int, answer: Decision, ctx: Context
+        self, request_id: int, revision: int, answer: ApprovalAnswer, ctx: Context
     ) -> list[dict[str, Any]]:
         """Resume the waiting thread with ``answer`` as ``ctx.user`` (the decider); return its notices.
 
