@@ -299,9 +299,15 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         return None
     query = " ".join(target)
     if ref is None:
-        # An answer to "which one?" may name a size ("the 13kg", "the 20 litre jerrycans"): chosen by attributes.
+        # An answer to "which one?" may name a size ("the 13kg", "the 20 litre jerrycans"): chosen by attributes;
+        # or its place in the list offered ("the first one", "option 2", "ya pili").
         for i, line in enumerate(draft):
             if line.candidates and line.sku is None:
+                place = _ordinal(words)
+                if place is not None and place < len(line.candidates):
+                    item = catalog.get(line.candidates[place])
+                    if item is not None:
+                        return [Edit("replace_item", index=i, line=_replaced(line, item))]
                 choice = _choose_among(query, _line_items(line, catalog), context=line.description)
                 if choice is not None and (_quantity_in(target, catalog) is None or _attribute_choice(query, choice)):
                     return [Edit("replace_item", index=i, line=_replaced(line, choice))]
@@ -350,3 +356,25 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         return None
     i = siblings[0]
     return [Edit("replace_item", index=i, line=_replaced(draft[i], new))]
+
+
+_ORDINALS = {
+    "first": 0, "1st": 0, "kwanza": 0, "second": 1, "2nd": 1, "pili": 1, "third": 2, "3rd": 2, "tatu": 2,
+    "fourth": 3, "4th": 3, "nne": 3, "fifth": 4, "5th": 4, "tano": 4,
+}  # fmt: skip
+_ORDINAL_FILLER = frozenset(
+    {"the", "one", "ones", "ya", "la", "cha", "option", "number", "no", "item", "choice", "pick", "please", "pls"}
+)
+
+
+def _ordinal(words: list[str]) -> int | None:
+    """A place in the list offered, from words such as "the first one", "option 2", "ya pili"; else ``None``."""
+    rest = [w for w in words if w not in _ORDINAL_FILLER]
+    if len(rest) != 1:
+        return None
+    word = rest[0]
+    if word in _ORDINALS:
+        return _ORDINALS[word]
+    if word.isdigit() and any(w in ("option", "number", "no", "choice", "item") for w in words):
+        return int(word) - 1 if int(word) >= 1 else None
+    return None

@@ -170,7 +170,11 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     # states a fact ("we are 25 people").
     if statement:
         return None
-    if qty is not None and not (qty.unit is None and toks[qty.start] in ("a", "an") and qty.start > 0):
+    # "room 12", "grade 4": a number after a noun with no unit labels it; it does not count a free-text item
+    label = (
+        qty is not None and qty.kind in (3, 4) and qty.unit is None and qty.start > 0 and toks[qty.start - 1].isalpha()
+    )
+    if qty is not None and not label and not (qty.unit is None and toks[qty.start] in ("a", "an") and qty.start > 0):
         return _ItemParse(
             Line(
                 description=query,
@@ -213,9 +217,9 @@ def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | 
     words = [t for t in after if t not in ("of", "more", "x")]
     if pack is None or pack.unit != "piece" or pack.count <= 1 or not words:
         return None
-    if any(_unit_like(w) for w in words):
+    nouns = {t for text in (item.name, *item.aliases) for t in tokens(text) if normalize_unit(t, standalone=False) is None}
+    if any(_unit_like(w) and singular(w) not in nouns for w in words):
         return None  # "6 dust masks boxes", "5 boxs of pens": a unit (even misspelt) names what is counted
-    nouns = {t for text in (item.name, *item.aliases) for t in tokens(text)}
     last = words[-1]
     if re.fullmatch(r"[a-z]+", last) and normalize_unit(last) is None and singular(last) in nouns:
         return "piece"
@@ -228,8 +232,18 @@ def _unit_like(word: str) -> bool:
     """A unit word, or a one-typo spelling of one of four letters or more ("boxs", "packts", "bottels")."""
     if normalize_unit(word, standalone=False) is not None:
         return True
-    return len(word) >= 4 and word.isalpha() and any(
-        len(spelling) >= 4 and OSA.distance(word, spelling) <= 1 for spelling in UNIT_ALIASES
+    # a one-letter slip that keeps the first letter and length ("boxs", "bxes"); "bars", "tags" are not "bags"
+    return (
+        len(word) >= 4
+        and word.isalpha()
+        and any(
+            len(spelling) >= 4
+            and spelling[0] == word[0]
+            and spelling[-1] == word[-1]
+            and OSA.distance(word, spelling) <= 1
+            and (len(word) != len(spelling) or sorted(word) == sorted(spelling))
+            for spelling in UNIT_ALIASES
+        )
     )
 
 

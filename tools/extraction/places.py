@@ -130,6 +130,9 @@ _SWAHILI_DATE_RE = re.compile(r"\b(?:" + "|".join(sorted(_SWAHILI_DATES, key=len
 _NEGATED_DATE_RE = re.compile(r"\b(?:not|instead\s+of|rather\s+than)\s*$")
 
 
+_DEADLINE_RE = re.compile(
+    r"\s*(?:(?:needed|required|delivered|deliver(?:y)?|need\s+it|latest)\s+)?(?:by|before|until|till|due|latest|not\s+later\s+than)\b"
+)
 _DATE_SETTINGS: dict[str, Any] = {"PREFER_DATES_FROM": "future", "DATE_ORDER": "DMY"}
 
 
@@ -215,7 +218,16 @@ def _find_date(text: str, now: datetime, catalog: CatalogIndex) -> tuple[date | 
                 found.append((m.start(), m.end(), None if negated else resolved))
     if not found:
         return None, text
+    text_before = text
     for start, end, _ in found:
         text = _blank(text, start, end)
     chosen = [(start, resolved) for start, _, resolved in found if resolved is not None]
+    # "we are 14 in the workshop today ... by friday": a deadline phrase wins over a date said in passing
+    deadline = [
+        (start, resolved)
+        for start, end, resolved in found
+        if resolved is not None and _DEADLINE_RE.match(text_before[start:end])
+    ]
+    if deadline:
+        chosen = deadline
     return (min(chosen)[1] if chosen else None), text

@@ -23,13 +23,17 @@ from tools.extraction.units import catalog_unit
 def _reconcile(query: str, candidates: list[CatalogItem], unit: str | None) -> CatalogItem | None:
     """The one candidate the text settles, or ``None``.
 
-    The only one sold in the container the person named ("2 buckets white paint"); else the only one whose
-    product words the text names all of ("paper cups 8oz": the cups, not the lids for paper cups).
+    The only one sold in the container the person named ("2 buckets white paint"); else the one whose size, grade
+    or colour the text names ("the 50 kilo ones"); else the only one whose product words the text names all of
+    ("paper cups 8oz": the cups, not the lids for paper cups).
     """
     if unit is not None and unit not in ("piece", "dozen"):
         same = [item for item in candidates if catalog_unit(item) == unit]
         if len(same) == 1:
             return same[0]
+    chosen = _choose_among(query, candidates)
+    if chosen is not None and _attribute_choice(query, chosen):
+        return chosen  # "DAP fertiliser, the 50 kilo ones": the size named picks the bag
     words = {singular(t) for t in tokens(query)}
     asked = text_attributes(query)
     extra = [_unnamed(item_attributes(item), words, asked) for item in candidates]
