@@ -312,6 +312,17 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
                 if choice is not None and (_quantity_in(target, catalog) is None or _attribute_choice(query, choice)):
                     return [Edit("replace_item", index=i, line=_replaced(line, choice))]
                 break
+    if ref is None and soft:
+        # "sorry no, the 25kg one": a size or grade naming a variant of exactly one line's item
+        swaps = []
+        for i, line in enumerate(draft):
+            old_item = catalog.get(line.sku) if line.sku else None
+            sibling = _sibling_for(old_item, target, catalog) if old_item is not None else None
+            if sibling is not None and _attribute_choice(query, sibling):
+                swaps.append((i, sibling))
+        if len(swaps) == 1:
+            i, sibling = swaps[0]
+            return [Edit("replace_item", index=i, line=_replaced(draft[i], sibling))]
     if _quantity_in(target, catalog) is not None and (ref is None or all(t in _REF_PRONOUNS for t in ref)):
         return None  # "5 a3 paper" asks for something; it does not choose
     if ref is not None and all(t in _REF_PRONOUNS for t in ref) and len(draft) > 1:

@@ -91,7 +91,9 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
         return None
     result = catalog.match(query)
     tail = getattr(toks, "tail", ())
-    if tail:
+    if statement and result.status != "match":
+        return None  # "we are 14 in the workshop": a fact may name an item outright, never start a question
+    if tail and not statement:
         # "cooking oil for the kitchen": the purpose may name the item's use or just where it goes.
         longer = catalog.match(" ".join([*rest, *tail]))
         if _better(longer, result):

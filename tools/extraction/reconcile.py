@@ -80,6 +80,7 @@ def _choose_among(
     """
     query = text_attributes(text)
     words = {singular(t) for t in tokens(text) if not has_digit(t)} - _NOISE
+    words |= {_SIZE_LETTERS[w] for w in words if w in _SIZE_LETTERS}  # "large" is the item's size "L"
     context_words = words | {singular(t) for t in tokens(context)}
     context_attrs = text_attributes(f"{context} {text}")
     scored: list[tuple[int, int, CatalogItem]] = []
@@ -87,7 +88,7 @@ def _choose_among(
         attrs = item_attributes(item)
         if conflicts(query, attrs):
             continue
-        named = {singular(t) for t in tokens(item.name)}
+        named = {singular(t) for t in tokens(item.name)} | _sizes_of(item.name)
         score = 3 * len(agreements(query, attrs)) + len(words & named)
         if unit is not None and catalog_unit(item) == unit and unit not in ("piece", "dozen"):
             score += 3
@@ -99,6 +100,20 @@ def _choose_among(
     if scored[0][0] <= 0 or (len(scored) > 1 and scored[1][:2] == best):
         return None
     return scored[0][2]
+
+
+# Clothing and glove sizes said in words, as item masters abbreviate them ("GLOVES NITRILE SIZE L").
+_SIZE_LETTERS = {
+    "small": "s", "medium": "m", "large": "l", "xl": "xl", "xxl": "xxl", "xs": "xs", "ndogo": "s", "kubwa": "l",
+}  # fmt: skip
+
+
+def _sizes_of(name: str) -> set[str]:
+    """Letter sizes in an item name ("SIZE L", "- M -"), lower case; a lone letter elsewhere counts only after SIZE."""
+    found = set()
+    for m in re.finditer(r"\bsize\s+(xxl|xl|xs|s|m|l)\b", name, re.IGNORECASE):
+        found.add(m.group(1).lower())
+    return found
 
 
 def _attribute_choice(text: str, item: CatalogItem) -> bool:
