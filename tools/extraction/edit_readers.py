@@ -180,6 +180,8 @@ def _edit_answer(toks: list[str], draft: list[Line], catalog: CatalogIndex, bare
         return None
     ref = [t for t in toks[: qty.start] + toks[qty.end :] if t not in ("please", "pls", "of")]
     waiting = [i for i, ln in enumerate(draft) if ln.sku and ln.unit_price is None]
+    if ref and bare and len(waiting) == 1 and not any(t in catalog.vocabulary for t in ref):
+        ref = []  # "1 pack is fine", "3 boxes then": the answer to the one open amount, words around it aside
     if ref:
         if qty.start != 0 and qty.end != len(toks):
             return None
