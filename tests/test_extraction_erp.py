@@ -70,6 +70,12 @@ def test_request(message: str, expected: list[tuple[str | None, str, str]]) -> N
     assert lines(message) == expected
 
 
+def test_a_size_of_another_variant_swaps_the_item() -> None:
+    draft = extract("3 packs water 500ml", INDEX, now=NOW, sites=SITES).lines
+    (edit,) = parse_edits("make the water 1.5L", draft, INDEX, now=NOW, sites=SITES)
+    assert (edit.op, edit.line.sku if edit.line else None) == ("replace_item", "HS-00302")
+
+
 def test_inexact_amount_is_offered_not_ordered() -> None:
     (line,) = extract("50 bottles of water 500ml", INDEX, now=NOW, sites=SITES).lines
     assert (line.sku, line.unit_price, line.proposal) == ("HS-00301", None, "3")
@@ -93,6 +99,9 @@ DRAFT = "12 boxes nitrile gloves medium and 10 boxes a4 paper and 40 bags cement
         ("make gloves 2000 pieces", [("set_quantity", 0, "HC-00401", "20")]),
         ("remove the paper, we found some in the store", [("remove", 1, None, None)]),
         ("samahani, ni kumi na tano si kumi na mbili", [("set_quantity", 0, "HC-00401", "15")]),
+        ("reduce the paper by 2", [("set_quantity", 1, "ST-00112", "8")]),
+        ("I said 15 gloves not 12", [("set_quantity", 0, "HC-00401", "15")]),
+        ("make the cement 32.5", [("replace_item", 2, "CN-00202", "40")]),
     ],
 )
 def test_correction(message: str, expected: list[tuple[str, int, str | None, str | None]]) -> None:

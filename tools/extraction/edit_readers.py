@@ -10,9 +10,7 @@ from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, Line
 from tools.catalog import CatalogIndex, is_code, singular, tokens
-from tools.catalog.attributes import (
-    grade_matches,
-)
+from tools.catalog.attributes import agreements, grade_matches, item_attributes, text_attributes
 from tools.catalog.text import has_digit
 from tools.extraction.edit_ops import _ADD_CUES, _BACK_RE, _REMOVE_CUES, _REMOVE_TAIL, _SET_CUES, _SET_FILLERS, Edit
 from tools.extraction.items import _counted_unit, _line_for_item, _parse_item
@@ -37,6 +35,13 @@ def _line_items(line: Line, catalog: CatalogIndex) -> list[CatalogItem]:
     return [item for sku in skus if (item := catalog.get(sku)) is not None]
 
 
+# Words around a reference to a line that name nothing ("I said 15 masks", "the masks are too many").
+_NOT_NAMING = frozenset(
+    {"the", "a", "an", "my", "our", "of", "for", "on", "to", "and", "in", "i", "we", "said", "meant", "asked",
+     "wanted", "ordered", "wrote", "told", "you", "are", "is", "too", "many", "much", "just", "only", "all"}
+)  # fmt: skip
+
+
 def _line_index(ref: list[str], draft: list[Line], catalog: CatalogIndex) -> int | None:
     """Which draft line a reference ("the paper", "toner", "it", "the 26x", "the glovs") names, or ``None``.
 
@@ -44,7 +49,7 @@ def _line_index(ref: list[str], draft: list[Line], catalog: CatalogIndex) -> int
     candidates' names) contain, exactly or with one typo for words of five letters or more; the single best
     line wins when it holds more than half of the words; a tie names nothing.
     """
-    words = [singular(t) for t in ref if t not in ("the", "a", "an", "my", "our", "of", "for", "on", "to", "and", "in")]
+    words = [singular(t) for t in ref if t not in _NOT_NAMING]
     if not draft:
         return None
     if not words or all(w in _REF_PRONOUNS for w in words):
@@ -113,6 +118,11 @@ def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, so
     words = list(toks)
     cue = bool(words) and words[0] in _SET_CUES
     be = bool({"should", "=", "iwe", "ziwe", "kuwa"} & set(words))  # "paper should be 30", "cement iwe 50"
+    delta = 0
+    if cue and "by" in words[1:]:
+        delta = {"reduce": -1, "decrease": -1, "cut": -1, "lower": -1, "increase": 1, "raise": 1, "bump": 1}.get(words[0], 0)
+        if delta:
+            words = [w for w in words if w != "by"]
     if cue:
         words = words[1:]
         if words[:1] == ["up"]:
@@ -162,10 +172,34 @@ def _edit_quantity(toks: list[str], draft: list[Line], catalog: CatalogIndex, so
     unit = qty.unit
     sku = draft[index].sku
     item = catalog.get(sku) if sku else None
-    if unit is None and item is not None:
-        unit = _counted_unit(item, qty.value, words[qty.end :])  # "make it 20 markers"
+    if item is not None and unit is not None and _names_a_variant(item, qty.value, unit, catalog):
+        return None  # "make the water 1.5L", "bleach 20 litres not 5": a size of another variant, not an amount
+    if unit is None and item is not None and old is None:
+        # "make it 20 markers" counts pieces; "15 masks not 10" keeps the unit the 10 was in
+        unit = _counted_unit(item, qty.value, words[qty.end :])
+    if delta:
+        # "reduce the masks by 2", "increase paper by 5": relative to what the line holds
+        step = _with_quantity(draft[index], qty.value, unit, catalog)
+        if step.unit != draft[index].unit:
+            return None
+        value = draft[index].quantity + (step.quantity if delta > 0 else -step.quantity)
+        if value <= 0:
+            return None
+        return [Edit("set_quantity", index=index, line=dataclasses.replace(draft[index], quantity=tidy(value)))]
     line = _with_quantity(draft[index], qty.value, unit, catalog)
     return [Edit("set_quantity", index=index, line=line)]
+
+
+def _names_a_variant(item: CatalogItem, value: Decimal, unit: str, catalog: CatalogIndex) -> bool:
+    """Whether ``value unit`` is the size of a variant of ``item`` (another item of the same product)."""
+    asked = text_attributes(f"{value.normalize():f}{unit}")
+    if not asked.measures:
+        return False
+    product = [t for t in tokens(item.name) if not has_digit(t)]
+    for other, _ in catalog.search(" ".join([f"{value.normalize():f}{unit}", *product]), 8):
+        if other.sku != item.sku and _siblings(item, other) and agreements(asked, item_attributes(other)):
+            return not agreements(asked, item_attributes(item))
+    return False
 
 
 def _edit_answer(toks: list[str], draft: list[Line], catalog: CatalogIndex, bare: bool) -> list[Edit] | None:
@@ -278,10 +312,12 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         for cut in range(len(words) - 1, 1, -1):
             index = _line_index(words[1:cut], draft, catalog)
             new_words = [t for t in words[cut:] if t not in _NOISE]
-            if index is None or not new_words or _quantity_in(new_words, catalog) is not None:
+            if index is None or not new_words:
                 continue
             old_item = catalog.get(draft[index].sku or "")
             sibling = _sibling_for(old_item, new_words, catalog) if old_item is not None else None
+            if sibling is not None and _quantity_in(new_words, catalog) is not None:
+                sibling = sibling if _attribute_choice(" ".join(new_words), sibling) else None  # "make the water 1.5L"
             if sibling is not None:
                 return [Edit("replace_item", index=index, line=_replaced(draft[index], sibling))]
     for pattern in (
@@ -291,6 +327,8 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         r"^(?:change|switch|make)\s+(?P<ref>it|that|this|them|those)\s+(?P<new>.+)$",
         # "the gloves should be large"
         r"^(?P<ref>.+?)\s+(?:should|must)\s+be\s+(?:the\s+)?(?P<new>.+)$",
+        # "instead of water get juice"
+        r"^instead\s+of\s+(?P<ref>.+?)\s+(?:get|send|buy|order|bring|use|take|we\s+need|need)\s+(?P<new>.+)$",
     ):
         m = re.match(pattern, text)
         if m:
@@ -341,6 +379,11 @@ def _edit_replace(toks: list[str], draft: list[Line], catalog: CatalogIndex, sof
         if choice is None:
             found = catalog.match(query)
             choice = found.item if found.status == "match" else None
+            if choice is None and found.status == "ambiguous" and not _quantity_in(target, catalog):
+                # "replace the water with soda": another product, several fit: that line asks which
+                other = Line(description=query, quantity=line.quantity, unit=UNSPECIFIED_UNIT if line.sku else line.unit,
+                             confidence=0.4, candidates=found.skus)  # fmt: skip
+                return [Edit("replace_item", index=index, line=other)]
         if choice is None or choice.sku == line.sku:
             return None
         return [Edit("replace_item", index=index, line=_replaced(line, choice))]
