@@ -1,7 +1,7 @@
 """The root ``procure`` command (typer): the command groups of :mod:`server.cli` and the plug-in commands.
 
 Groups, one module each: ``db`` (:mod:`~server.cli.db`), ``users`` (:mod:`~server.cli.users`), ``catalog``
-(:mod:`server.cli_catalog`), ``erp``, ``sandbox`` and ``suppliers`` (:mod:`~server.cli.fulfilment`); the
+(:mod:`~server.cli.catalog`), ``erp``, ``sandbox`` and ``suppliers`` (:mod:`~server.cli.fulfilment`); the
 top-level ``serve``, ``worker`` and ``demo`` (:mod:`~server.cli.run`). Command modules import
 :mod:`server.cli.common` and never each other; only this module assembles them.
 
@@ -20,10 +20,10 @@ from importlib.metadata import EntryPoint, entry_points
 import typer
 
 from server.cli import run
+from server.cli.catalog import catalog_app
 from server.cli.db import db_app
 from server.cli.fulfilment import erp_app, sandbox_app, suppliers_app
 from server.cli.users import users_app
-from server.cli_catalog import catalog_app
 
 #: Entry-point group of plug-in commands (see the module docstring).
 PLUGIN_GROUP = "procure.commands"
