@@ -139,6 +139,8 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
         # One close item, not a sure match: priced and shown in the summary for the person to check (marked by
         # ``candidates == [sku]``), not asked about in a separate question.
         only = result.candidates[0][0]
+        if qty is not None and unit is None:
+            unit = _counted_unit(only, qty.value, toks[qty.end :])  # "50 serviettes" of packs of 100: pieces
         line = _line_for_item(only, qty.value if qty else Decimal(1), unit, CHECK_CONFIDENCE,
                               explicit_quantity=qty is not None)  # fmt: skip
         return _ItemParse(dataclasses.replace(line, candidates=[only.sku]))

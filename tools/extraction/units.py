@@ -293,7 +293,7 @@ def _via_pack(quantity: Decimal, unit: str, pack: PackSize, target: str) -> Deci
     """Catalogue units holding ``quantity`` ``unit`` of the pack's contents, or ``None`` when unrelated."""
     if unit == pack.unit or (pack.unit == "piece" and unit in _SINGLE_THINGS and unit != target):
         return quantity / pack.count
-    if unit == "pack" and pack.unit == "piece" and target in _OUTER_CONTAINERS:
+    if unit == "pack" and pack.unit == "piece" and pack.each is not None and target in _OUTER_CONTAINERS:
         return quantity / pack.count  # "24 packets of flour" sold in bales of 12 packets: each packet is one piece
     inner = _in_dimension(quantity, unit, pack.unit)
     if inner is not None:
