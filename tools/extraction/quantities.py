@@ -81,6 +81,8 @@ def _number_at(toks: list[str], i: int) -> tuple[Decimal, int] | None:
         return Decimal("0.5"), 2
     if t == "half" and nxt == "dozen":
         return Decimal("0.5"), 1
+    if t == "half" and nxt in ("a", "an") and normalize_unit(toks[i + 2] if i + 2 < len(toks) else "") is not None:
+        return Decimal("0.5"), 2  # "half a bag": the unit is read by the caller
     if t in ("a", "an") and nxt in ("hundred", "thousand"):
         words = _number_word(toks, i + 1)
         return None if words is None else (words[0], words[1] + 1)
@@ -105,7 +107,8 @@ def _is_protected(toks: list[str], i: int, catalog: CatalogIndex) -> bool:
     following = toks[i + 1] if i + 1 < len(toks) else ""
     if "." in toks[i] and following and toks[i] in _named_numbers(catalog).get(singular(following), ()):
         return True  # "32.5 cement": a decimal before a word whose items carry it is their grade, not a count
-    if i == 0 or (following and normalize_unit(following, standalone=False) is not None):
+    swahili_next = i + 2 < len(toks) and toks[i + 2] in SWAHILI_WORDS  # "42.5 mifuko kumi": the unit counts "kumi"
+    if i == 0 or (following and normalize_unit(following, standalone=False) is not None and not swahili_next):
         return False  # "cement 40 bags": a unit after the number makes it an amount
     if normalize_unit(toks[i - 1], standalone=False) is not None:
         return False  # "boxes 3", "mifuko kumi": a unit before the number (Swahili order) counts it
@@ -230,6 +233,11 @@ def _take_unit(toks: list[str], q: _Qty) -> None:
 
     Also takes a unit word just before the number (Swahili order: ``mifuko kumi``, "bags ten").
     """
+    before = normalize_unit(toks[q.start - 1]) if q.start > 0 else None
+    if before is not None and toks[q.start] in SWAHILI_WORDS:
+        # Swahili counts follow their noun: "mifuko mitatu ya kilo hamsini" is 3 bags (of 50 kg), not 3 kg
+        q.unit, q.unit_index, q.start = before, q.start - 1, q.start - 1
+        return
     # Right after a number even one-letter spellings are units ("20 l", "24 m").
     unit = normalize_unit(toks[q.end], standalone=False) if q.end < len(toks) else None
     if unit is None and toks[q.end : q.end + 1] == ["no"]:
@@ -309,7 +317,23 @@ def _item_words(toks: list[str], catalog: CatalogIndex) -> tuple[_Qty | None, li
     """The segment's quantity and the words left to name the item."""
     qty = _choose(_quantities(toks, catalog))
     rest = toks if qty is None else toks[: qty.start] + toks[qty.end :]
+    rest = _sizes_glued(rest, catalog) if qty is not None else rest
     return qty, [t for t in rest if t not in OF_WORDS and t != "x" and not _X_NUM_RE.fullmatch(t)]
+
+
+_SIZE_SUFFIX = {"kg": "kg", "g": "g", "ton": "t", "litre": "l", "ml": "ml", "m": "m", "cm": "cm", "mm": "mm"}
+
+
+def _sizes_glued(toks: list[str], catalog: CatalogIndex) -> list[str]:
+    """Other amounts in the item's words written as sizes: "kilo hamsini" -> "50kg", "lita ishirini" -> "20l".
+
+    Once the count is taken ("mifuko mitatu"), a measure left in the words describes the item (its size).
+    """
+    out = list(toks)
+    for q in sorted(_quantities(toks, catalog), key=lambda q: -q.start):
+        if q.unit in _SIZE_SUFFIX and q.unit_index is not None:
+            out[q.start : q.end] = [f"{q.value.normalize():f}{_SIZE_SUFFIX[q.unit]}"]
+    return out
 
 
 def _item_query(toks: list[str], catalog: CatalogIndex) -> str:

@@ -322,6 +322,10 @@ def convert(quantity: Decimal, unit: str | None, item: CatalogItem) -> Conversio
     target = catalog_unit(item)
     if unit is not None:
         unit = normalize_unit(unit, standalone=False) or unit.strip().lower()
+    if (unit is None or unit == target) and target in COUNTABLE_UNITS and quantity != quantity.to_integral_value():
+        # "half a bag": a part of a countable unit cannot be ordered; the whole one that covers it is offered
+        return Conversion(tidy(quantity), item.unit, False, f"{tidy(quantity)} {target} is not a whole number",
+                          fractional=True, proposal=quantity.to_integral_value(rounding=ROUND_CEILING))  # fmt: skip
     if unit is None or unit == target:
         return Conversion(tidy(quantity), item.unit, True)
     pack = pack_size(item)
