@@ -48,6 +48,9 @@ __all__ = [
 ]  # fmt: skip
 
 
+_UNIT_TAIL = re.compile(r"(?<=\d)(cm|mm|m|in|ft|kg|g|l|ml)$")
+"""A unit written after the last number of a size code (``90x110cm``)."""
+
 MATCH_MIN = 62.0
 """A single item at or above this score, with no rival within ``MARGIN``, is a confident match."""
 CANDIDATE_MIN = 45.0
@@ -172,6 +175,9 @@ class CatalogIndex:
             lead = _LEADING.match(v)
             if lead and v[lead.end() :].isalpha():
                 self._code_lead.setdefault(lead.group(0), []).append(v)
+            unit = _UNIT_TAIL.search(v)
+            if unit and is_code(v[: unit.start()]):
+                self._code_lead.setdefault(v[: unit.start()], []).append(v)  # "90x110" names "90x110cm"
         self._credit_cache: dict[str, dict[str, float]] = {}
         self._embedder: Embedder | None = None
         if embed is not None:
@@ -224,6 +230,8 @@ class CatalogIndex:
             if is_code(qt) and len(qt) >= 2:
                 for v in self._code_suffix.get(qt, ()):
                     out[v] = 1.0  # "26a" names "cf226a"
+                for v in self._code_lead.get(qt, ()):
+                    out.setdefault(v, 1.0)  # "90x110" names "90x110cm" (a size without its unit)
             elif is_number(qt):
                 for v in self._code_lead.get(qt, ()):
                     out[v] = 0.8  # "26" could be "26a" or "26x"; "42.5" is "42.5n"
