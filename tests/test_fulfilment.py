@@ -37,8 +37,8 @@ from core.db import audit_log, catalog_items, fulfilments, purchase_requests
 from core.domain import Line
 from core.repo import get_user, load_catalog, upsert_suppliers
 from server.cli import app as cli_app
-from server.worker.jobs import FulfilmentJobs, close, enqueue, install, jobs_for, sweep_once
 from server.services import Services, redis_settings
+from server.worker.jobs import FulfilmentJobs, close, enqueue, install, jobs_for, sweep_once
 from tests.erp_fixtures import *  # noqa: F403 - tryton_database, tryton_server
 from tests.erp_fixtures import RunningTryton
 from tests.portal_fixtures import *  # noqa: F403 - sandbox_shop, shop, moto_s3, evidence_storage, browser_pool

@@ -17,9 +17,8 @@ from sqlalchemy import func, select
 from core.config import Settings
 from core.db import inbox
 from server.channels.meta import MetaCloudChannel
-from server.ingest import IngestBatcher
+from server.ingest import IngestBatcher, debounce_key
 from server.services import Services
-from server.ingest import debounce_key
 from tests.payloads import envelope, sign, signed, text_message
 from tests.stack import SECRET
 
