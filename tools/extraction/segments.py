@@ -30,6 +30,7 @@ from tools.extraction.quantities import (
     _strip_fillers,
     _tokenize,
 )
+from tools.extraction.reconcile import _better
 
 
 class _Seg(list[str]):
@@ -129,7 +130,12 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
                 continue
             # "2 of the big toners, 26X", "the big one": a grade, colour or size word alone describes that item
             pronoun = qty is not None and piece[qty.start] == "one" and qty.end - qty.start == 1  # "the big one"
-            if prev_words and ((qty is None and words and _describes(words)) or (pronoun and _describes(list(piece)))):
+            # "gas refill, the big 50kg cylinder x2": a count with only describing words counts the item before
+            marker = (
+                qty is not None and qty.kind == 0 and prev_qty is None
+                and (_describes(words, catalog) or _joins_better(prev_words, words, catalog))
+            )  # fmt: skip
+            if prev_words and ((qty is None and words and _describes(words)) or (pronoun and _describes(list(piece))) or marker):
                 out[-1] = _joined(out[-1], piece)
                 continue
         out.append(piece)
@@ -141,12 +147,23 @@ _SIZE_WORDS = frozenset({"big", "bigger", "biggest", "small", "smaller", "smalle
                          "kubwa", "ndogo", "the", "same"})  # fmt: skip
 
 
-def _describes(words: list[str]) -> bool:
-    """Whether words carry only attributes (grade, code, colour, size) and no product of their own."""
+def _describes(words: list[str], catalog: CatalogIndex | None = None) -> bool:
+    """Whether words carry only attributes (grade, code, colour, size) and no product of their own.
+
+    With ``catalog``, a word the item master never uses ("cylinder") names no product of its own either.
+    """
     attrs = text_attributes(" ".join(words))
-    return all(w in _REFERENCE_WORDS or w in _SIZE_WORDS for w in attrs.words) and (
+    vocabulary = catalog.vocabulary if catalog is not None else frozenset()
+    plain = [w for w in attrs.words if not (catalog is not None and w not in vocabulary)]
+    return all(w in _REFERENCE_WORDS or w in _SIZE_WORDS for w in plain) and (
         bool(attrs.grades or attrs.colours or attrs.measures) or any(w in _SIZE_WORDS for w in attrs.words)
     )
+
+
+def _joins_better(first: list[str], second: list[str], catalog: CatalogIndex) -> bool:
+    """Whether two pieces' words name an item better together than the second does alone."""
+    together = catalog.match(" ".join([*first, *second]))
+    return together.status == "match" and _better(together, catalog.match(" ".join(second)))
 
 
 def _joined(first: list[str], second: list[str]) -> _Seg:
