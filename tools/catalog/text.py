@@ -17,7 +17,7 @@ STOPWORDS = frozenset(
 
 _DIGIT = re.compile(r"\d")
 _LETTER = re.compile(r"[a-z]")
-_KEEP_PUNCT = re.compile(r"(?<=\d)([./])(?=\d)")
+_KEEP_PUNCT = re.compile(r"(?<=\d)([./-])(?=\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 _IRREGULAR = {"mice": "mouse", "knives": "knife", "leaves": "leaf", "feet": "foot", "teeth": "tooth"}
@@ -51,7 +51,8 @@ _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_SIZE_UNITS, key=l
 def tokens(text: str) -> list[str]:
     """Normalise text into matching tokens.
 
-    Lower case; punctuation becomes a space except ``.`` and ``/`` between digits (``42.5n``, ``26/6``);
+    Lower case; punctuation becomes a space except ``.``, ``/`` and ``-`` between digits (``42.5n``, ``26/6``,
+    a tyre size ``3.00-18``, a part number ``04465-0k240``);
     stopwords are dropped; simple plurals are singularised; a size is one token (``500 g`` -> ``500g``).
 
     Args:
@@ -61,8 +62,8 @@ def tokens(text: str) -> list[str]:
         The tokens, in order (may be empty).
     """
     text = _SIZE.sub(lambda m: m.group(1) + _SIZE_UNITS[m.group(2)], text.lower())
-    s = _KEEP_PUNCT.sub(lambda m: "\x00" if m.group(1) == "." else "\x01", text)
-    s = re.sub(r"[^a-z0-9\x00\x01]+", " ", s).replace("\x00", ".").replace("\x01", "/")
+    s = _KEEP_PUNCT.sub(lambda m: {".": "\x00", "/": "\x01"}.get(m.group(1), "\x02"), text)
+    s = re.sub(r"[^a-z0-9\x00\x01\x02]+", " ", s).replace("\x00", ".").replace("\x01", "/").replace("\x02", "-")
     return [singular(t) for t in s.split() if t not in STOPWORDS]
 
 

@@ -113,7 +113,7 @@ _REMARK_MIN_WORDS = 4
 
 # A token: a number (decimals, fraction) with an optional glued suffix ("42.5n", "26/6", "2.5mm", "5kg"),
 # or a word with letters and digits ("cf226a", "a4") and an optional apostrophe ("don't").
-_TOKEN_RE = re.compile(r"\d+(?:[./]\d+)*[a-z0-9]*|[a-z0-9]+(?:'[a-z]+)?")
+_TOKEN_RE = re.compile(r"\d+(?:[./-]\d+)*[a-z0-9]*|[a-z0-9]+(?:'[a-z]+)?")
 
 
 _NUM_RE = re.compile(r"\d+(?:\.\d+)?")
