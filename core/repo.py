@@ -343,18 +343,20 @@ async def load_catalog(engine: AsyncEngine | AsyncConnection) -> list[CatalogIte
     else:
         async with engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-    return [
-        CatalogItem(
-            sku=r.sku,
-            name=r.name,
-            unit=r.unit,
-            unit_price=Money(Decimal(r.unit_price), r.currency),
-            supplier=r.supplier,
-            category=r.category,
-            aliases=tuple(r.aliases or ()),
-        )
-        for r in rows
-    ]
+    return [item_from_row(r) for r in rows]
+
+
+def item_from_row(r: Any) -> CatalogItem:
+    """A :class:`CatalogItem` from a ``catalog_items`` row (price in the row's currency)."""
+    return CatalogItem(
+        sku=r.sku,
+        name=r.name,
+        unit=r.unit,
+        unit_price=Money(Decimal(r.unit_price), r.currency),
+        supplier=r.supplier,
+        category=r.category,
+        aliases=tuple(r.aliases or ()),
+    )
 
 
 async def audit(

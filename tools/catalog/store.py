@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db import EMBEDDING_DIM, catalog_items
 from core.domain import CatalogItem, Money
-from core.repo import UNASSIGNED_SUPPLIER, CatalogImportError, upsert_catalog
+from core.repo import UNASSIGNED_SUPPLIER, CatalogImportError, item_from_row, upsert_catalog
 from tools.catalog.aliases import load_aliases
 from tools.catalog.embeddings import Embedder, item_text
 from tools.catalog.index import CatalogIndex
@@ -72,18 +72,7 @@ async def load_index(conn: AsyncConnection | AsyncEngine, embedder: Embedder | N
     else:
         rows = (await conn.execute(q)).all()
         learned = await load_aliases(conn)
-    items = [
-        CatalogItem(
-            sku=r.sku,
-            name=r.name,
-            unit=r.unit,
-            unit_price=Money(Decimal(r.unit_price), r.currency),
-            supplier=r.supplier,
-            category=r.category,
-            aliases=tuple(r.aliases or ()),
-        )
-        for r in rows
-    ]
+    items = [item_from_row(r) for r in rows]
     vectors = None
     if embedder is not None and items:
         vectors = np.zeros((len(items), embedder.dim), dtype=np.float32)
