@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-ROOT = Path(__file__).resolve().parent.parent
-CATALOG_CSV = ROOT / "examples" / "catalog.csv"
+from tests.support.paths import CATALOG_CSV, ROOT
+
+TESTS = ROOT / "tests"
 
 os.environ.setdefault("LANGSMITH_TRACING", "false")
 os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
@@ -128,7 +129,7 @@ async def seeded(engine: object, clean: None) -> dict[str, object]:
 # -- end-to-end stack: Graph API stand-in, web server (thread), worker process --------------------------------
 @pytest.fixture(scope="session")
 def graph_api():
-    from tests.standins.graph_api import GraphAPIStandIn  # noqa: PLC0415
+    from tests.support.standins.graph_api import GraphAPIStandIn  # noqa: PLC0415
 
     with GraphAPIStandIn(access_token="test-access-token") as g:
         yield g
@@ -136,14 +137,14 @@ def graph_api():
 
 @pytest.fixture(scope="session")
 def env(database_url, redis_url, graph_api, data_dir):
-    from tests.stack import stack_env
+    from tests.support.stack import stack_env
 
     return stack_env(database_url, redis_url, graph_api.url, data_dir)
 
 
 @pytest.fixture(scope="session")
 def web(env):
-    from tests.stack import WebServer
+    from tests.support.stack import WebServer
 
     w = WebServer(env).start()
     yield w
@@ -152,7 +153,7 @@ def web(env):
 
 @pytest.fixture(scope="session")
 def worker(env, web):
-    from tests.stack import WorkerProcess
+    from tests.support.stack import WorkerProcess
 
     p = WorkerProcess(env).start()
     yield p
@@ -165,5 +166,36 @@ def fresh(graph_api: object, seeded: dict[str, object]) -> dict[str, object]:
     return seeded
 
 
+#: Where each kind of test lives (``tests/<kind>/``) and what it may use; ``-m unit`` selects a kind.
+KINDS = {
+    "unit": "no services: pure code, stand-ins in this process",
+    "integration": "real PostgreSQL, Redis, Tryton, Chromium or moto's S3",
+    "e2e": "the whole stack over HTTP: web server and worker processes",
+}
+#: Fixtures that start a real service; a unit test that needs one belongs in ``tests/integration/``.
+SERVICE_FIXTURES = {"services", "web", "worker", "tryton_server", "sandbox_shop", "browser_pool", "moto_s3"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for kind, what in KINDS.items():
+        config.addinivalue_line("markers", f"{kind}: tests/{kind}/ ({what})")
+
+
+def kind_of(path: Path) -> str | None:
+    """``unit``, ``integration`` or ``e2e`` for a test file under ``tests/<kind>/``, else ``None``."""
+    parts = path.resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in KINDS else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Nothing yet: hook kept for markers added by later test modules."""
+    """Mark each test with its kind (its folder); refuse a unit test that starts a real service."""
+    misplaced = []
+    for item in items:
+        kind = kind_of(item.path)
+        if kind is None:
+            continue
+        item.add_marker(kind)
+        if kind == "unit" and SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError("unit tests that start services belong in tests/integration/: " + ", ".join(misplaced))

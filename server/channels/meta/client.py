@@ -63,7 +63,7 @@ class GraphAPIClient:
         access_token: the Graph API bearer token (``META_ACCESS_TOKEN``).
         phone_number_id: the business phone number id messages are sent from (``META_PHONE_NUMBER_ID``).
         graph_url: Graph API base URL including the version, e.g. ``https://graph.facebook.com/v23.0``
-            (``META_GRAPH_URL``); tests point it at ``tests.standins.graph_api.GraphAPIStandIn``.
+            (``META_GRAPH_URL``); tests point it at ``sandboxes.whatsapp.meta_graph_api.GraphAPIStandIn``.
         http_client: an ``httpx.AsyncClient`` to share; when omitted the client makes one and
             :meth:`aclose` closes it (a shared client is left open).
         max_attempts: attempts per API call, including the first (retries on 429, 5xx, network errors and
