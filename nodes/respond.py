@@ -137,7 +137,17 @@ async def respond(state: State, runtime: Runtime[Context]) -> State:
     if draft and not draft.get("site") and ctx.user is not None and ctx.user.site:
         # The person's usual site is the default; they can still say "deliver to Mombasa instead".
         draft = D.set_field(draft, site=ctx.user.site)
-    if draft and state.get("show_summary"):
+    awaiting = state.get("awaiting")
+    previous = draft.get("previous") if draft else None
+    stale_pending = bool(previous) and awaiting is not None and awaiting.get("kind") == "stale_draft"
+    if draft and state.get("show_summary") and stale_pending:
+        # The person first chooses what to do with the idle draft; questions about the new lines wait for that.
+        lines = D.lines_of(draft)
+        header = t("draft_header")
+        summary = render_summary(header, lines, draft.get("site"), D.needed_by_of(draft), total_of(lines, ctx.currency))
+        outbound.append(text_msg(to, "\n\n".join([*notes, summary])))
+        notes = []
+    elif draft and state.get("show_summary"):
         lines = D.lines_of(draft)
         nb = D.needed_by_of(draft)
         missing = missing_fields(lines, draft.get("site"), nb, today=today)
@@ -173,9 +183,7 @@ async def respond(state: State, runtime: Runtime[Context]) -> State:
                 body = t("ask_confirm")
             buttons = [("confirm", button_title("confirm")), ("cancel_draft", button_title("cancel_draft"))]
             outbound.append(buttons_msg(to, body, buttons))
-    awaiting = state.get("awaiting")
-    previous = draft.get("previous") if draft else None
-    if previous and awaiting is not None and awaiting.get("kind") == "stale_draft":
+    if previous and stale_pending:
         outbound.append(_stale_choice(to, previous, ctx))
         questions.append("stale_draft")
     if notes:
