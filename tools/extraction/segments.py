@@ -24,6 +24,7 @@ from tools.extraction.quantities import (
     _item_words,
     _number_at,
     _prepare,
+    _Qty,
     _spec_numbers,
     _split_and,
     _split_quantities,
@@ -129,6 +130,14 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
                 out[-1] = _joined(piece, out[-1])
                 continue
             # "2 of the big toners, 26X", "the big one": a grade, colour or size word alone describes that item
+            if (qty is not None and qty.unit is None and words and prev_words and all(w in _POINTERS for w in words)
+                    and (prev_qty is None or prev_qty.unit in _SIZE_UNITS)):  # fmt: skip
+                # "dewormer, the 5 litre, 2 of them": the count is of that item; its 5 litres are its size
+                out[-1] = _joined(piece, _size_glued(out[-1], prev_qty))  # the count first: it leads
+                continue
+            if qty is not None and qty.unit in _SIZE_UNITS and prev_words and all(w in _REFERENCE_WORDS for w in words):
+                out[-1] = _joined(out[-1], piece)  # "DAP 10 bags, the 50 kilo ones": a size of the item before
+                continue
             pronoun = qty is not None and piece[qty.start] == "one" and qty.end - qty.start == 1  # "the big one"
             # "gas refill, the big 50kg cylinder x2": a count with only describing words counts the item before
             marker = (
@@ -142,6 +151,17 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
     return out
 
 
+_SIZE_UNITS = frozenset({"kg", "g", "ton", "litre", "ml", "m", "cm", "mm"})
+_POINTERS = frozenset({"them", "those", "these", "it", "that", "this", "one", "ones"})
+
+
+def _size_glued(piece: list[str], qty: _Qty | None) -> list[str]:
+    """The piece with its measured amount written as a size token ("5 litre" -> "5litre"), flags kept."""
+    if qty is None:
+        return piece
+    seg = _Seg([*piece[: qty.start], f"{qty.value.normalize():f}{qty.unit}", *piece[qty.end :]])
+    seg.statement, seg.tail = getattr(piece, "statement", False), getattr(piece, "tail", ())
+    return seg
 # Words that only size or point at an item already named ("the big one", "the smaller ones").
 _SIZE_WORDS = frozenset({"big", "bigger", "biggest", "small", "smaller", "smallest", "large", "larger", "medium",
                          "kubwa", "ndogo", "the", "same"})  # fmt: skip
