@@ -22,8 +22,26 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+from langsmith.run_helpers import tracing_context
+from sqlalchemy import select, text
+
+from core.config import Settings, get_settings
+from core.db import make_engine, purchase_requests, users
+from core.domain import Line, Money
+from core.embedded import ensure_services
+from core.llm import make_chat_model
+from core.migrate import upgrade
+from core.repo import add_user, get_user, import_catalog
 from evals.catalogs import CATALOG_PATH, catalog_path_of
+from graphs import approval, procurement
+from graphs.context import Context
 from prompts import INTAKE_PROMPT_VERSION
+from tools import requests as R
+from tools.catalog.embeddings import load_embedder
+from tools.catalog.store import item_vectors, load_index
 
 PROMPT_VERSION = INTAKE_PROMPT_VERSION
 SUBJECT = "+254799000001"
@@ -67,16 +85,7 @@ class _Env:
         """The ready database of ``catalog``: created, migrated and loaded the first time it is asked for."""
         if catalog in self.dbs:
             return self.dbs[catalog]
-        import psycopg
-        from sqlalchemy import text
 
-        from core.config import get_settings
-        from core.db import make_engine
-        from core.embedded import ensure_services
-        from core.migrate import upgrade
-        from core.repo import add_user, import_catalog
-        from tools.catalog.embeddings import load_embedder
-        from tools.catalog.store import item_vectors, load_index
 
         if self.settings is None:
             self.settings = get_settings()
@@ -145,14 +154,11 @@ def _message(
 
 async def run_conversation(conversation: dict[str, Any], *, model: str | None = None) -> dict[str, Any]:
     """Run one dataset conversation; see the module docstring for the returned shape."""
-    from langsmith.run_helpers import tracing_context
-
     async with _env.lock:  # one conversation at a time: the evaluation database is reset for each
         db = await _env.database(catalog_path_of(conversation.get("catalog")))
         # Offline (no LANGSMITH_API_KEY): the graphs' own runs must not be traced, or LangChain's tracer would
         # try to post them. With a key, they are traced as children of the experiment's runs.
         enabled = bool(_env.settings.LANGSMITH_API_KEY)
-        import psycopg
 
         # Another process may be evaluating on the same database: take turns (session advisory lock).
         async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as lock_conn:
@@ -173,15 +179,7 @@ class _nullcontext:
 
 
 async def _run(conversation: dict[str, Any], model: str | None, db: _Db) -> dict[str, Any]:
-    from langgraph.checkpoint.memory import InMemorySaver
-    from langgraph.types import Command
-    from sqlalchemy import select, text
 
-    from core.db import purchase_requests, users
-    from core.repo import add_user, get_user
-    from graphs import approval, procurement
-    from graphs.context import Context
-    from tools import requests as R
 
     engine = db.engine
     async with engine.begin() as conn:
@@ -195,7 +193,6 @@ async def _run(conversation: dict[str, Any], model: str | None, db: _Db) -> dict
     # Another person's request, so that "show me PR-1" style probing has something to leak.
     other = await get_user(engine, wa_id=OTHER_REQUESTER[0][1:])
     assert other is not None
-    from core.domain import Line, Money
 
     other_line = Line("Standard desk stapler", Decimal(1), "piece", "STP-STD", Money(Decimal("7.80"), "USD"))
     await R.submit_request(
@@ -212,8 +209,6 @@ async def _run(conversation: dict[str, Any], model: str | None, db: _Db) -> dict
     now = datetime.fromisoformat(conversation.get("now") or "2026-11-18T10:00:00+03:00")
     chat_model = None
     if model:
-        from core.config import Settings
-        from core.llm import make_chat_model
 
         chat_model = make_chat_model(Settings(LLM_MODEL=model))
     ctx = Context(

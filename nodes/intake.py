@@ -7,12 +7,15 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
+from sqlalchemy import update
 
+from core.db import llm_usage
 from core.domain import Awaiting, Draft, Inbound, Line, State
 from core.policy import NoApproverError, missing_fields
 from nodes import draft as D
 from nodes.common import add_note, catalog_of, current, engine_of, message_time, record, user_of
 from nodes.compose import t
+from nodes.routing import DENY_WORDS
 from tools import requests as R
 from tools.catalog import tokens
 from tools.catalog.aliases import learn as learn_alias
@@ -275,10 +278,6 @@ async def submit_draft(state: State, runtime: Runtime[Context], msg: Inbound) ->
 
 async def _attribute_usage(ctx: Context, request_id: int) -> None:
     """Charge the chat's LLM calls made while drafting (no request yet) to the request just submitted."""
-    from sqlalchemy import update
-
-    from core.db import llm_usage
-
     async with engine_of(ctx).begin() as conn:
         await conn.execute(
             update(llm_usage)
@@ -289,8 +288,6 @@ async def _attribute_usage(ctx: Context, request_id: int) -> None:
 
 async def handle_confirmation(state: State, runtime: Runtime[Context]) -> State:
     """A typed yes/no: confirm a complete draft, accept free-text lines, or decline."""
-    from nodes.routing import DENY_WORDS
-
     ctx = runtime.context
     msg, pending = current(state)
     draft = state.get("draft")

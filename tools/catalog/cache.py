@@ -6,8 +6,12 @@ import time
 from types import EllipsisType
 from typing import Any
 
+from sqlalchemy import func, select
+
+from core.db import catalog_aliases, catalog_items
 from tools.catalog.embeddings import load_embedder
 from tools.catalog.index import CatalogIndex
+from tools.catalog.store import load_index
 
 
 class CatalogCache:
@@ -39,10 +43,7 @@ class CatalogCache:
         """
         if not isinstance(embedding_model, EllipsisType) and embedding_model != self.embedding_model:
             self.embedding_model, self._index = embedding_model, None
-        from sqlalchemy import func, select
 
-        from core.db import catalog_aliases, catalog_items
-        from tools.catalog.store import load_index
 
         now = time.monotonic()
         if self._index is not None and now - self._checked < self.check_seconds:
