@@ -90,6 +90,12 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     if not tokens(query) or all(t in _REFERENCE_WORDS for t in rest):
         return None
     result = catalog.match(query)
+    if result.status == "none":
+        expanded = _expand_acronyms(rest, catalog)
+        if expanded != rest:
+            spelled = catalog.match(" ".join(expanded))
+            if _better(spelled, result):
+                result, query = spelled, " ".join(expanded)  # "3 boxes of ORS": ORAL REHYDRATION SALTS
     tail = getattr(toks, "tail", ())
     if statement and result.status != "match":
         return None  # "we are 14 in the workshop": a fact may name an item outright, never start a question
@@ -283,3 +289,38 @@ def _corrected(before: list[str], after: list[str], catalog: CatalogIndex, weak:
     if qb.unit is None and qa is not None and qa.unit_index is not None:
         number = [*number, before[qa.unit_index]]
     return [number + words_a]
+
+
+_ACRONYMS: dict[int, tuple[CatalogIndex, dict[str, list[tuple[str, ...]]]]] = {}
+
+
+def _acronyms(catalog: CatalogIndex) -> dict[str, list[tuple[str, ...]]]:
+    """Initials of the leading words of item names ("ORAL REHYDRATION SALTS" -> "ors"), from the item master.
+
+    Only initials of three or four words that are not already a word of the catalogue are kept.
+    """
+    cached = _ACRONYMS.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    found: dict[str, list[tuple[str, ...]]] = {}
+    for item in catalog.items:
+        words = [t for t in tokens(item.name) if t.isalpha()]
+        for n in (3, 4):
+            if len(words) >= n:
+                initials = "".join(w[0] for w in words[:n])
+                if initials not in catalog.vocabulary:
+                    found.setdefault(initials, []).append(tuple(words[:n]))
+    if len(_ACRONYMS) > 8:
+        _ACRONYMS.clear()
+    _ACRONYMS[id(catalog)] = (catalog, found)
+    return found
+
+
+def _expand_acronyms(words: list[str], catalog: CatalogIndex) -> list[str]:
+    """The words with an unknown word that is the initials of one item name's leading words spelled out."""
+    table = _acronyms(catalog)
+    out: list[str] = []
+    for w in words:
+        spelled = table.get(w) if w.isalpha() and 3 <= len(w) <= 4 and w not in catalog.vocabulary else None
+        out.extend(spelled[0] if spelled and len(set(spelled)) == 1 else [w])
+    return out
