@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import math
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from core.domain import CatalogItem, Money
+from core.domain import CatalogItem
+from core.repo import parse_catalog_csv
 from tools.catalog import CatalogIndex, is_code, singular, tokens
 
 CATALOG_CSV = Path(__file__).resolve().parents[4] / "examples" / "catalog.csv"
 
 
 def load_catalog(path: Path = CATALOG_CSV) -> list[CatalogItem]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return [
-            CatalogItem(
-                sku=row["sku"],
-                name=row["name"],
-                unit=row["unit"],
-                unit_price=Money(Decimal(row["unit_price"]), row["currency"]),
-                supplier=row["supplier"],
-                category=row["category"],
-                aliases=tuple(a.strip() for a in row["aliases"].split(";") if a.strip()),
-            )
-            for row in csv.DictReader(f)
-        ]
+    return parse_catalog_csv(path.read_text(encoding="utf-8"))
 
 
 ITEMS = load_catalog()

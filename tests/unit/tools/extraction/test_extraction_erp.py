@@ -7,7 +7,6 @@ are all the reader knows about products.
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.domain import CatalogItem, Money
+from core.domain import CatalogItem
+from core.repo import parse_catalog_csv
 from tools.catalog import CatalogIndex
 from tools.extraction import extract, parse_edits
 from tools.extraction.numbers import number_word
@@ -26,18 +26,7 @@ SITES = ["Nairobi", "Mombasa", "Eldoret", "Nakuru", "Kisumu"]
 
 
 def _items() -> list[CatalogItem]:
-    with ITEM_MASTER.open(newline="", encoding="utf-8") as f:
-        return [
-            CatalogItem(
-                sku=r["sku"],
-                name=r["name"],
-                unit=r["unit"].lower(),
-                unit_price=Money(Decimal(r["unit_price"]), r["currency"]),
-                supplier=r["supplier"],
-                category=r["category"],
-            )
-            for r in csv.DictReader(f)
-        ]
+    return parse_catalog_csv(ITEM_MASTER.read_text(encoding="utf-8"))
 
 
 INDEX = CatalogIndex(_items())

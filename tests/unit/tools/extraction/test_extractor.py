@@ -6,7 +6,6 @@ The catalogue is ``examples/catalog.csv``; ``NOW`` is Wednesday 2026-11-18 10:00
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.domain import CatalogItem, Line, Money
+from core.repo import parse_catalog_csv
 from tools.catalog import CatalogIndex
 from tools.extraction import (
     UNSPECIFIED_UNIT,
@@ -34,19 +34,7 @@ SITES = ["Nairobi", "Mombasa", "Kisumu", "Nakuru", "Athi River"]
 
 
 def load_catalog(path: Path = CATALOG_CSV) -> list[CatalogItem]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return [
-            CatalogItem(
-                sku=row["sku"],
-                name=row["name"],
-                unit=row["unit"],
-                unit_price=Money(Decimal(row["unit_price"]), row["currency"]),
-                supplier=row["supplier"],
-                category=row["category"],
-                aliases=tuple(a.strip() for a in row["aliases"].split(";") if a.strip()),
-            )
-            for row in csv.DictReader(f)
-        ]
+    return parse_catalog_csv(path.read_text(encoding="utf-8"))
 
 
 ITEMS = load_catalog()
