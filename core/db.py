@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -169,6 +170,32 @@ outbound_messages = Table(
     Column("error", Text),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("sent_at", TS),
+    Column("attempted_at", TS, comment="set just before the provider call; unconfirmed while no provider id"),
+    Column("attempts", Integer, nullable=False, server_default="0", comment="provider calls made for this key"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("reason", Text, nullable=False, comment="why the message could not be stored or processed"),
+    Column("raw_body", LargeBinary, nullable=False, comment="the request body exactly as received"),
+    Column("message", JSONB, comment="the parsed message, when parsing got that far"),
+    Column("provider_message_id", String(200)),
+    Column("received_at", TS, nullable=False, server_default=func.now()),
+    Column("replayed_at", TS),
+    Column("replay_result", Text),
+)
+Index("ix_dead_letters_pending", dead_letters.c.id, postgresql_where=dead_letters.c.replayed_at.is_(None))
+
+unknown_sender_replies = Table(
+    "unknown_sender_replies",
+    metadata,
+    Column("provider", String(20), primary_key=True),
+    Column("chat_id", String(100), primary_key=True),
+    Column("replied_at", TS, nullable=False, server_default=func.now()),
+    Column("suppressed", Integer, nullable=False, server_default="0", comment="bursts not answered since replied_at"),
 )
 
 purchase_requests = Table(
