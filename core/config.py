@@ -87,6 +87,21 @@ class Settings(BaseSettings):
     #: Fault injection for crash tests only: pause this many seconds between graph steps (0 in production).
     TEST_STEP_DELAY_SECONDS: float = 0.0
 
+    # --- reliability (issue 11) -------------------------------------------------------------------------------
+    #: A send attempt with no recorded provider answer is resent only when no delivery status arrived for it
+    #: within this many seconds (Meta echoes our key in ``biz_opaque_callback_data``).
+    SEND_CONFIRM_SECONDS: float = Field(default=60.0, ge=0)
+    #: Numbers we do not know get at most one reply per chat per this many hours.
+    UNKNOWN_SENDER_REPLY_HOURS: float = Field(default=24.0, ge=0)
+    #: Longest text kept per message, in characters (WhatsApp's own limit is 4,096); the rest is cut with a note.
+    MAX_TEXT_CHARS: int = Field(default=4096, ge=1)
+    #: Per-turn caps: messages beyond these wait for the chat's next turn.
+    TURN_MAX_MESSAGES: int = Field(default=50, ge=1)
+    TURN_MAX_CHARS: int = Field(default=20_000, ge=1)
+    #: Seconds a client may take to send the whole request body before the server gives up (408).
+    BODY_READ_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    # --- end of reliability settings --------------------------------------------------------------------------
+
     # --- fulfilment (issue 4): orders in the ERP and on supplier websites ------------------------------------
     #: Password of the supplier-website accounts (each website supplier's account name is in ``suppliers``).
     SUPPLIER_PORTAL_PASSWORD: SecretStr | None = None
