@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from server.deps import EngineDep
+from server.routes.api.ids import path_id
 from tools import requests as R
 from tools.fulfilment_view import fulfilments_of
 
@@ -14,8 +15,12 @@ router = APIRouter(prefix="/purchase-requests", tags=["purchase requests"])
 
 
 def request_id_of(value: str) -> int | None:
-    """``12`` or ``PR-12`` -> 12; anything else -> ``None``."""
-    return int(value) if value.isdigit() else R.parse_number(value)
+    """``12`` or ``PR-12`` -> 12; anything else -> ``None``.
+
+    Raises:
+        HTTPException: 422 for non-ASCII digits or an id beyond the column's range (:func:`path_id`).
+    """
+    return path_id(value, R.parse_number, "request")
 
 
 @router.get("")
@@ -32,7 +37,10 @@ async def list_purchase_requests(
 
 @router.get("/{request_id}")
 async def get_purchase_request(engine: EngineDep, request_id: str) -> dict[str, Any]:
-    """One purchase request (id ``12`` or number ``PR-12``) with its history, fulfilments and LLM usage."""
+    """One purchase request (id ``12`` or number ``PR-12``) with its history, fulfilments and LLM usage.
+
+    404 when there is none; 422 for an id that cannot exist (non-ASCII digits, beyond the integer range).
+    """
     rid = request_id_of(request_id)
     req = await R.get_request(engine, rid) if rid is not None else None
     if rid is None or req is None:

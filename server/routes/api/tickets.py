@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from server.deps import EngineDep
+from server.routes.api.ids import path_id
 from server.routes.api.purchase_requests import request_id_of
 from tools import tickets as TK
 
@@ -35,8 +36,8 @@ async def list_support_tickets(
 
 @router.get("/{ticket_id}")
 async def get_support_ticket(engine: EngineDep, ticket_id: str) -> dict[str, Any]:
-    """One ticket (id ``3`` or number ``T-3``)."""
-    tid = int(ticket_id) if ticket_id.isdigit() else TK.parse_ticket_number(ticket_id)
+    """One ticket (id ``3`` or number ``T-3``); 404 when there is none, 422 for an id that cannot exist."""
+    tid = path_id(ticket_id, TK.parse_ticket_number, "ticket")
     ticket = await TK.get_ticket(engine, tid) if tid is not None else None
     if ticket is None:
         raise HTTPException(404, "not found")
