@@ -19,6 +19,12 @@ so the code under test runs its real HTTP client, retries and timeouts. It follo
 - Errors use Meta's shape ``{"error": {"message", "type", "code", "error_data": {"messaging_product",
   "details"}, "fbtrace_id"}}`` (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes).
   :meth:`GraphAPIStandIn.fail_next` makes the next requests fail, e.g. 429 with code 130429, or 500.
+- Faults of a send that went out: :meth:`GraphAPIStandIn.slow_next` answers late (the message counts as sent
+  after the wait), :meth:`GraphAPIStandIn.lose_answers_next` sends at once and never answers in time (the client
+  cannot know the message went out).
+- Status webhooks: with :attr:`GraphAPIStandIn.status_webhooks` set (a
+  :class:`sandboxes.whatsapp.status_webhooks.StatusWebhooks`), every message sent is followed by signed
+  ``sent``/``delivered`` status posts to the app that echo the send's ``biz_opaque_callback_data``.
 
 Use it as a context manager or through a pytest fixture::
 
@@ -34,7 +40,7 @@ Use it as a context manager or through a pytest fixture::
 
 Point ``META_GRAPH_URL`` at :attr:`GraphAPIStandIn.url` (it includes the API version, like the real one).
 
-About 480 lines, on purpose: one stand-in server reproducing one documented API (the messages, media and error
+About 530 lines, on purpose: one stand-in server reproducing one documented API (the messages, media and error
 contracts above), kept together like the client it checks (``server/channels/meta/client.py``).
 """
 
@@ -60,6 +66,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import GRAPH_API_VERSION
+from sandboxes.whatsapp.status_webhooks import StatusWebhooks
 
 __all__ = ["GraphAPIStandIn", "RecordedRequest"]
 
@@ -159,6 +166,7 @@ class GraphAPIStandIn:
 
     Attributes:
         access_token: the accepted bearer token (assignable, e.g. to simulate a revoked token).
+        status_webhooks: where status webhooks of sent messages go, or ``None`` for none (assignable).
     """
 
     def __init__(
@@ -176,6 +184,10 @@ class GraphAPIStandIn:
         self._failures: deque[_Failure | None] = deque()  # None: let one request through
         self._media: dict[str, _Media] = {}
         self._delays: deque[float] = deque()
+        self._lost: deque[float] = deque()  # hold times of sends whose answer is "lost"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._release: asyncio.Event | None = None
+        self.status_webhooks: StatusWebhooks | None = None
         self._counter = itertools.count(1)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -220,7 +232,8 @@ class GraphAPIStandIn:
         return self
 
     def stop(self) -> None:
-        """Stop serving and free the port (safe to call twice)."""
+        """Stop serving and free the port (safe to call twice); held answers are let go first."""
+        self.release_held()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -289,6 +302,23 @@ class GraphAPIStandIn:
         with self._lock:
             self._delays.extend([seconds] * n)
 
+    def lose_answers_next(self, n: int = 1, hold_seconds: float = 600.0) -> None:
+        """Make the next ``n`` message sends go out at once but hold their answer for ``hold_seconds``.
+
+        The message counts as sent (and its status webhooks go out) when the request arrives; the HTTP answer
+        comes only after the hold, or when :meth:`release_held` or :meth:`stop` is called: a client times out
+        or dies without knowing its message went out, as when Meta's answer is lost on the way.
+        """
+        with self._lock:
+            self._lost.extend([hold_seconds] * n)
+
+    def release_held(self) -> None:
+        """Answer every send held by :meth:`lose_answers_next` now (safe from any thread)."""
+        loop, release = self._loop, self._release
+        self._release = None  # later holds wait on a fresh event
+        if loop is not None and release is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(release.set)
+
     def add_media(self, media_id: str, content: bytes, mime_type: str = "image/jpeg") -> None:
         """Register media that ``GET /{media_id}`` and its download URL will serve."""
         with self._lock:
@@ -300,6 +330,7 @@ class GraphAPIStandIn:
             self._requests.clear()
             self._failures.clear()
             self._delays.clear()
+            self._lost.clear()
             self._media.clear()
 
     @property
@@ -358,7 +389,21 @@ class GraphAPIStandIn:
 
     async def _messages(self, request: Request) -> Response:
         response = await self._precheck(request) or await self._answer_messages(request)
-        return await self._record(request, response)
+        # a message send that went out (a 200 answer means the body was a JSON object); not a read receipt
+        sent = response.status_code == 200 and "status" not in json.loads(await request.body())
+        with self._lock:
+            hold = self._lost.popleft() if self._lost and sent else 0.0
+        if not hold:
+            return await self._record(request, response)
+        await self._record(request, response)  # sent: it counts now, whatever happens to the answer
+        if self._release is None:
+            self._loop, self._release = asyncio.get_running_loop(), asyncio.Event()
+        release = self._release
+        try:
+            await asyncio.wait_for(release.wait(), timeout=hold)
+        except TimeoutError:
+            pass
+        return response
 
     async def _answer_messages(self, request: Request) -> Response:
         try:
@@ -379,6 +424,8 @@ class GraphAPIStandIn:
             return _meta_error(400, 131009, "(#131009) Parameter value is not valid", problem)
         wamid = f"wamid.standin{next(self._counter):06d}{uuid.uuid4().hex[:12]}"
         wa_id = to.lstrip("+")
+        if self.status_webhooks is not None:
+            self.status_webhooks.message_sent(wamid, payload)
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",

@@ -76,14 +76,26 @@ def list_reply(sender: str, reply_id: str, title: str = "", *, mid: str | None =
     }
 
 
-def status(provider_message_id: str, recipient: str, state: str, *, code: int | None = None) -> dict[str, Any]:
-    """A delivery status for an outbound message (``code`` adds an error)."""
+def status(
+    provider_message_id: str,
+    recipient: str,
+    state: str,
+    *,
+    code: int | None = None,
+    callback_data: str | None = None,
+) -> dict[str, Any]:
+    """A delivery status for an outbound message.
+
+    ``code`` adds an error; ``callback_data`` is Meta's ``biz_opaque_callback_data``, the tag the send carried.
+    """
     s: dict[str, Any] = {
         "id": provider_message_id,
         "status": state,
         "timestamp": str(int(time.time())),
         "recipient_id": recipient,
     }
+    if callback_data is not None:
+        s["biz_opaque_callback_data"] = callback_data
     if code is not None:
         s["errors"] = [{"code": code, "title": "Message failed", "message": "failed", "error_data": {"details": "x"}}]
     return s

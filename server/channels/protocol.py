@@ -120,8 +120,16 @@ class Channel(Protocol):
         """
         ...
 
-    async def send_text(self, to: str, text: str) -> list[str]:
+    async def send_text(self, to: str, text: str, *, callback_data: str | None = None) -> list[str]:
         """Send a text reply, split with ``server.channels.limits.split_text`` when longer than one message.
+
+        Args:
+            to: recipient.
+            text: the message text.
+            callback_data: the outbox's idempotency key of this message. A provider that echoes a tag in its
+                delivery statuses (Meta: ``biz_opaque_callback_data``) sends it along, so a status can confirm a
+                send whose API answer was lost (see ``server.worker.outbox``); others ignore it. Several parts
+                carry ``<callback_data>:<i>``.
 
         Returns:
             provider message ids, one per part, in sending order.
@@ -135,6 +143,8 @@ class Channel(Protocol):
         buttons: Sequence[tuple[str, str]],
         header: str | None = None,
         footer: str | None = None,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         """Send up to three reply buttons under a body text (see ``server.channels.limits.validate_buttons``).
 
@@ -144,6 +154,7 @@ class Channel(Protocol):
             buttons: ``(id, title)`` pairs; the id comes back as :attr:`InboundMessage.reply_id`.
             header: optional header text.
             footer: optional footer text.
+            callback_data: the outbox's idempotency key (see :meth:`send_text`).
 
         Returns:
             the provider message id.
@@ -157,6 +168,8 @@ class Channel(Protocol):
         button_text: str,
         rows: Sequence[tuple[str, str, str | None]],
         section_title: str,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         """Send a single-section list message (see ``server.channels.limits.validate_list``).
 
@@ -166,6 +179,7 @@ class Channel(Protocol):
             button_text: label of the button that opens the list.
             rows: ``(id, title, description)`` triples; the id comes back as :attr:`InboundMessage.reply_id`.
             section_title: title of the one section.
+            callback_data: the outbox's idempotency key (see :meth:`send_text`).
 
         Returns:
             the provider message id.

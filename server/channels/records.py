@@ -195,6 +195,9 @@ class StatusUpdate:
         timestamp: when the status happened, timezone-aware UTC.
         errors: why the message failed (empty unless ``status`` is ``failed``).
         business_phone_number_id: our number's id (Meta ``metadata.phone_number_id``).
+        callback_data: the tag we sent with the message, echoed back (Meta ``biz_opaque_callback_data``, see
+            https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-examples); the outbox puts
+            its idempotency key there, so a status confirms a send whose API answer was lost.
         raw: the provider's status object as received (not in ``repr``).
     """
 
@@ -205,6 +208,7 @@ class StatusUpdate:
     timestamp: datetime
     errors: tuple[StatusError, ...] = ()
     business_phone_number_id: str | None = None
+    callback_data: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,6 +221,7 @@ class StatusUpdate:
             "timestamp": self.timestamp.isoformat(),
             "errors": [e.to_dict() for e in self.errors],
             "business_phone_number_id": self.business_phone_number_id,
+            "callback_data": self.callback_data,
         }
 
     @classmethod
@@ -238,4 +243,5 @@ class StatusUpdate:
                 for e in data.get("errors", ())
             ),
             business_phone_number_id=data.get("business_phone_number_id"),
+            callback_data=data.get("callback_data"),
         )

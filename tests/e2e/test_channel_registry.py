@@ -91,7 +91,7 @@ class JsonChat:
     def webhook_answer(self, stored: int, duplicates: int) -> tuple[bytes, str]:
         return f"<ok stored={stored} duplicates={duplicates}/>".encode(), "text/xml"
 
-    async def send_text(self, to: str, text: str) -> list[str]:
+    async def send_text(self, to: str, text: str, *, callback_data: str | None = None) -> list[str]:
         return [self._record({"to": to, "type": "text", "text": text})]
 
     async def send_buttons(
@@ -101,11 +101,20 @@ class JsonChat:
         buttons: Sequence[tuple[str, str]],
         header: str | None = None,
         footer: str | None = None,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         return self._record({"to": to, "type": "buttons", "text": body, "ids": [b[0] for b in buttons]})
 
     async def send_list(
-        self, to: str, body: str, button_text: str, rows: Sequence[tuple[str, str, str | None]], section_title: str
+        self,
+        to: str,
+        body: str,
+        button_text: str,
+        rows: Sequence[tuple[str, str, str | None]],
+        section_title: str,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         return self._record({"to": to, "type": "list", "text": body, "ids": [r[0] for r in rows]})
 

@@ -151,9 +151,9 @@ class MetaCloudChannel(Channel):
 
     # -- sending (Graph API) ----------------------------------------------------------------------------------
 
-    async def send_text(self, to: str, text: str) -> list[str]:
+    async def send_text(self, to: str, text: str, *, callback_data: str | None = None) -> list[str]:
         """See :meth:`GraphAPIClient.send_text`."""
-        return await self.graph.send_text(to, text)
+        return await self.graph.send_text(to, text, callback_data=callback_data)
 
     async def send_buttons(
         self,
@@ -162,9 +162,11 @@ class MetaCloudChannel(Channel):
         buttons: Sequence[tuple[str, str]],
         header: str | None = None,
         footer: str | None = None,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         """See :meth:`GraphAPIClient.send_buttons`."""
-        return await self.graph.send_buttons(to, body, buttons, header, footer)
+        return await self.graph.send_buttons(to, body, buttons, header, footer, callback_data=callback_data)
 
     async def send_list(
         self,
@@ -175,9 +177,13 @@ class MetaCloudChannel(Channel):
         section_title: str,
         header: str | None = None,
         footer: str | None = None,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         """See :meth:`GraphAPIClient.send_list`."""
-        return await self.graph.send_list(to, body, button_text, rows, section_title, header, footer)
+        return await self.graph.send_list(
+            to, body, button_text, rows, section_title, header, footer, callback_data=callback_data
+        )
 
     async def mark_read(self, message_id: str, typing: bool = True) -> None:
         """See :meth:`GraphAPIClient.mark_read`."""

@@ -32,7 +32,7 @@ from server.channels.errors import ChannelSendError
 from server.channels.limits import split_text, validate_buttons, validate_list
 from server.channels.meta.parse import as_str
 
-__all__ = ["MEDIA_MAX_BYTES", "RATE_LIMIT_CODES", "GraphAPIClient"]
+__all__ = ["CALLBACK_DATA_MAX", "MEDIA_MAX_BYTES", "RATE_LIMIT_CODES", "GraphAPIClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class GraphAPIClient:
     # Sending
     # ----------------------------------------------------------------------------------------------
 
-    async def send_text(self, to: str, text: str) -> list[str]:
+    async def send_text(self, to: str, text: str, *, callback_data: str | None = None) -> list[str]:
         """Send a text message, split at paragraph boundaries into parts of at most 4,096 characters.
 
         One request per part, in order, with ``preview_url`` false
@@ -121,26 +121,31 @@ class GraphAPIClient:
         Args:
             to: recipient wa_id.
             text: the message text.
+            callback_data: our tag for the message (the outbox's idempotency key), sent as
+                ``biz_opaque_callback_data`` and echoed in its status webhooks; when the text needs several
+                parts, part ``i`` carries ``<callback_data>:<i>`` (the outbox's own key of that part).
 
         Returns:
             the wamids of the parts, in order.
 
         Raises:
-            ValueError: the text is empty or blank.
+            ValueError: the text is empty or blank, or ``callback_data`` is longer than 512 characters.
             ChannelSendError: a part failed; ``sent_message_ids`` lists the parts already sent.
         """
         parts = split_text(text)
         if not parts:
             raise ValueError("cannot send an empty text")
         sent: list[str] = []
-        for part in parts:
-            payload = {
+        for i, part in enumerate(parts):
+            payload: dict[str, Any] = {
                 "messaging_product": "whatsapp",
                 "recipient_type": "individual",
                 "to": to,
                 "type": "text",
                 "text": {"preview_url": False, "body": part},
             }
+            if callback_data:
+                _tag(payload, callback_data if len(parts) == 1 else f"{callback_data}:{i}")
             try:
                 sent.append(await self._send_message(payload))
             except ChannelSendError as exc:
@@ -155,6 +160,8 @@ class GraphAPIClient:
         buttons: Sequence[tuple[str, str]],
         header: str | None = None,
         footer: str | None = None,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         """Send an interactive reply-buttons message.
 
@@ -166,6 +173,7 @@ class GraphAPIClient:
             buttons: 1 to 3 ``(id, title)`` pairs; titles over 20 characters are shortened with ``…``.
             header: optional text header (at most 60 characters, else shortened).
             footer: optional footer (at most 60 characters, else shortened).
+            callback_data: our tag, sent as ``biz_opaque_callback_data`` (see :meth:`send_text`).
 
         Returns:
             the wamid.
@@ -187,7 +195,7 @@ class GraphAPIClient:
             },
         }
         _add_header_footer(interactive, checked.header, checked.footer)
-        return await self._send_message(_interactive(to, interactive))
+        return await self._send_message(_tag(_interactive(to, interactive), callback_data))
 
     async def send_list(
         self,
@@ -198,6 +206,8 @@ class GraphAPIClient:
         section_title: str,
         header: str | None = None,
         footer: str | None = None,
+        *,
+        callback_data: str | None = None,
     ) -> str:
         """Send an interactive list message with one section.
 
@@ -212,6 +222,7 @@ class GraphAPIClient:
             section_title: the section's title (at most 24 characters, else shortened); omitted when blank.
             header: optional text header.
             footer: optional footer.
+            callback_data: our tag, sent as ``biz_opaque_callback_data`` (see :meth:`send_text`).
 
         Returns:
             the wamid.
@@ -235,7 +246,7 @@ class GraphAPIClient:
             "action": {"button": checked.button_text, "sections": [section]},
         }
         _add_header_footer(interactive, checked.header, checked.footer)
-        return await self._send_message(_interactive(to, interactive))
+        return await self._send_message(_tag(_interactive(to, interactive), callback_data))
 
     async def mark_read(self, message_id: str, typing: bool = True) -> None:
         """Mark an inbound message (and the ones before it) as read, optionally showing a typing indicator.
@@ -426,6 +437,24 @@ def _interactive(to: str, interactive: dict[str, Any]) -> dict[str, Any]:
         "type": "interactive",
         "interactive": interactive,
     }
+
+
+#: Longest ``biz_opaque_callback_data`` Meta accepts, in characters
+#: (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages).
+CALLBACK_DATA_MAX = 512
+
+
+def _tag(payload: dict[str, Any], callback_data: str | None) -> dict[str, Any]:
+    """Add ``biz_opaque_callback_data`` (echoed by Meta in the message's status webhooks) to a send payload.
+
+    Raises:
+        ValueError: longer than :data:`CALLBACK_DATA_MAX` characters.
+    """
+    if callback_data:
+        if len(callback_data) > CALLBACK_DATA_MAX:
+            raise ValueError(f"callback_data is {len(callback_data)} characters; Meta accepts {CALLBACK_DATA_MAX}")
+        payload["biz_opaque_callback_data"] = callback_data
+    return payload
 
 
 def _add_header_footer(interactive: dict[str, Any], header: str | None, footer: str | None) -> None:

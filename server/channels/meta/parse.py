@@ -259,6 +259,7 @@ def _parse_status(raw: dict[str, Any], business_id: str | None) -> StatusUpdate 
         timestamp=_timestamp(raw.get("timestamp"), wamid),
         errors=errors,
         business_phone_number_id=business_id,
+        callback_data=as_str(raw.get("biz_opaque_callback_data")),
         raw=raw,
     )
 

@@ -130,15 +130,15 @@ class RecordingChannel:
     async def mark_read(self, message_id: str, typing: bool = False) -> None:
         return None
 
-    async def send_text(self, to: str, text: str) -> list[str]:
+    async def send_text(self, to: str, text: str, **_: Any) -> list[str]:
         self.sent.append(("text", to, text))
         return [f"wamid.out{next(_ids)}"]
 
-    async def send_buttons(self, to: str, text: str, buttons: Any) -> str:
+    async def send_buttons(self, to: str, text: str, buttons: Any, **_: Any) -> str:
         self.sent.append(("buttons", to, text))
         return f"wamid.out{next(_ids)}"
 
-    async def send_list(self, to: str, text: str, button: str, rows: Any, section: str) -> str:
+    async def send_list(self, to: str, text: str, button: str, rows: Any, section: str, **_: Any) -> str:
         self.sent.append(("list", to, text))
         return f"wamid.out{next(_ids)}"
 
