@@ -247,8 +247,8 @@ class CatalogIndex:
                 for n in range(len(qt) - max_edits, len(qt) + max_edits + 1)
                 for v in self._words_by_len.get(n, ())
                 # Typos rarely hit the first letter ("sand" is not "hand"); a short word inside a longer query
-                # word is another word ("chai" in "chair").
-                if v != qt and len(v) >= 4 and v[0] == qt[0] and not (len(v) < len(qt) and len(v) <= 4)
+                # word is another word ("chai" in "chair"), a letter slipped into it is not ("marsh" for "mash").
+                if v != qt and len(v) >= 4 and v[0] == qt[0] and not (len(v) < len(qt) and len(v) <= 4 and v in qt)
             ]
             for v, d, _ in process.extract(qt, pool, scorer=OSA.distance, score_cutoff=max_edits, limit=None):
                 out[v] = max(out.get(v, 0.0), 1.0 - 0.25 * d)

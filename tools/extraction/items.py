@@ -26,7 +26,7 @@ from tools.extraction.lexicon import (
 )
 from tools.extraction.quantities import _item_words
 from tools.extraction.reconcile import _better, _reconcile
-from tools.extraction.units import UNIT_ALIASES, convert, normalize_unit, pack_size, tidy
+from tools.extraction.units import UNIT_ALIASES, catalog_unit, convert, normalize_unit, pack_size, tidy
 
 
 @dataclass(slots=True)
@@ -80,6 +80,11 @@ def _line_for_item(
     )
 
 
+def _container_of_several(unit: str | None, result: MatchResult) -> bool:
+    """Whether the unit named is the catalogue unit of more than one candidate (it cannot choose between them)."""
+    return unit is not None and sum(1 for item, _ in result.candidates if catalog_unit(item) == unit) > 1
+
+
 def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     """Read one item segment (fillers already removed) into a line, or ``None`` when it holds nothing."""
     qty, rest = _item_words(toks, catalog)
@@ -113,7 +118,11 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
         alt = catalog.match(alt_query)
         main_conv = convert(qty.value, unit, result.item) if result.item else None
         no_rule = main_conv is not None and not main_conv.exact and not main_conv.fractional
-        if alt.status == "match" and (result.status != "match" or (no_rule and alt.score >= result.score)):
+        # "2 jerrycans bleach" when every bleach is sold by the jerrycan: the container word chooses nothing.
+        shared = result.status == "ambiguous" and _container_of_several(unit, result)
+        if alt.status == "match" and not shared and (
+            result.status != "match" or (no_rule and alt.score >= result.score)
+        ):
             alt_conv = convert(qty.value, unit, alt.item) if alt.item else None
             if result.status == "ambiguous" and alt_conv is not None and (alt_conv.exact or alt_conv.fractional):
                 result = alt  # "3 reams of a4 for the printer": the unit confirms the item; it stays the unit

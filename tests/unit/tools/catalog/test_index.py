@@ -173,3 +173,13 @@ def test_match_latency_small_catalogue() -> None:
 
 
 # -- storage: PostgreSQL + pgvector --------------------------------------------------------------------------
+
+
+def test_a_letter_slipped_into_a_short_word_is_a_typo_but_a_short_word_inside_a_longer_one_is_not() -> None:
+    items = parse_catalog_csv(
+        "sku,name,unit,unit_price\nFD-1,FEED LAYERS MASH 70KG BAG,BAG,33.50\nFD-2,FEED CALF PELLETS 50KG BAG,BAG,30\n"
+        "TE-1,TEA LEAVES CHAI 500G,PKT,2\n"
+    )
+    index = CatalogIndex(items)
+    assert index.match("layers marsh").item.sku == "FD-1"  # type: ignore[union-attr]
+    assert index.match("chair").status == "none"

@@ -119,3 +119,15 @@ def test_correction(message: str, expected: list[tuple[str, int, str | None, str
 def test_number_words(words: str, value: str) -> None:
     toks = words.split()
     assert number_word(toks, 0) == (Decimal(value), len(toks))
+
+
+def test_a_container_every_candidate_is_sold_in_chooses_nothing() -> None:
+    """Both bleaches are sold by the jerrycan (UoM JCN); that one name says JERRYCAN does not pick it."""
+    items = parse_catalog_csv(
+        "sku,name,unit,unit_price\n"
+        "CL-1,BLEACH LIQUID 3.5% 5LTR,JCN,5.60\n"
+        "CL-2,BLEACH LIQUID 3.5% 20 LTR JERRYCAN,JCN,19.00\n"
+        "CL-3,BUCKET PLASTIC 20LTR,PCS,2.90\n"
+    )
+    (line,) = extract("2 jerrycans bleach", CatalogIndex(items), now=NOW, sites=SITES).lines
+    assert line.sku is None and sorted(line.candidates) == ["CL-1", "CL-2"] and line.quantity == 2
