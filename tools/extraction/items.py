@@ -120,8 +120,10 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
         no_rule = main_conv is not None and not main_conv.exact and not main_conv.fractional
         # "2 jerrycans bleach" when every bleach is sold by the jerrycan: the container word chooses nothing.
         shared = result.status == "ambiguous" and _container_of_several(unit, result)
-        if alt.status == "match" and not shared and (
-            result.status != "match" or (no_rule and alt.score >= result.score)
+        if (
+            alt.status == "match"
+            and not shared
+            and (result.status != "match" or (no_rule and alt.score >= result.score))
         ):
             alt_conv = convert(qty.value, unit, alt.item) if alt.item else None
             if result.status == "ambiguous" and alt_conv is not None and (alt_conv.exact or alt_conv.fractional):
@@ -236,7 +238,9 @@ def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | 
     words = [t for t in after if t not in ("of", "more", "x")]
     if pack is None or pack.unit != "piece" or pack.count <= 1 or not words:
         return None
-    nouns = {t for text in (item.name, *item.aliases) for t in tokens(text) if normalize_unit(t, standalone=False) is None}
+    nouns = {
+        t for text in (item.name, *item.aliases) for t in tokens(text) if normalize_unit(t, standalone=False) is None
+    }
     if any(_unit_like(w) and singular(w) not in nouns for w in words):
         return None  # "6 dust masks boxes", "5 boxs of pens": a unit (even misspelt) names what is counted
     last = words[-1]
