@@ -4,12 +4,18 @@ Messages are stored exactly once (unique provider message id) by the web process
 (:class:`server.ingest.IngestBatcher`), which answers the webhook only after the insert committed; a duplicate
 delivery inserts nothing. The worker claims them here (:func:`claim_turn`) and marks them processed
 (:func:`finish_turn`); the sweeper finds the ones never scheduled (:func:`pending_chats`).
+
+A turn takes at most ``TURN_MAX_MESSAGES`` messages and ``TURN_MAX_CHARS`` characters of text (always at least
+one message), oldest first: one chat flooding us cannot hold a worker for long while others wait. The rest stays
+unclaimed, in order, and the turn runner schedules it as the chat's next turn at once
+(:func:`schedule_rest`). Messages of unknown senders keep only their ids and type (:func:`minimise`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from arq.connections import ArqRedis
 from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,11 +38,27 @@ async def pending_chats(engine: AsyncEngine, older_than_seconds: float) -> list[
     return [(r.provider, r.chat_id) for r in rows]
 
 
-async def claim_turn(engine: AsyncEngine, provider: str, chat_id: str) -> tuple[int, list[dict[str, Any]]] | None:
-    """Resume the chat's unfinished turn, or claim all its unclaimed messages as a new turn.
+async def claim_turn(
+    engine: AsyncEngine,
+    provider: str,
+    chat_id: str,
+    *,
+    max_messages: int | None = None,
+    max_chars: int | None = None,
+) -> tuple[int, list[dict[str, Any]]] | None:
+    """Resume the chat's unfinished turn, or claim its unclaimed messages (oldest first, within the caps) as a new turn.
+
+    Args:
+        engine: the database.
+        provider: channel name.
+        chat_id: the chat.
+        max_messages: at most this many messages (``TURN_MAX_MESSAGES``); ``None``: no cap.
+        max_chars: at most this many characters of text in all (``TURN_MAX_CHARS``); the first message is
+            taken whatever its length; ``None``: no cap.
 
     Returns:
-        ``(turn id, messages in arrival order with inbox_id)`` or ``None`` when there is nothing to do.
+        ``(turn id, messages in arrival order with inbox_id)`` or ``None`` when there is nothing to do. Messages
+        beyond the caps stay unclaimed (see :func:`schedule_rest`).
     """
     async with engine.begin() as conn:
         running = (
@@ -70,9 +92,28 @@ async def claim_turn(engine: AsyncEngine, provider: str, chat_id: str) -> tuple[
                 )
             ).scalar_one()
             await conn.execute(
-                update(inbox)
-                .where(and_(inbox.c.provider == provider, inbox.c.chat_id == chat_id, inbox.c.turn_id.is_(None)))
-                .values(turn_id=turn_id)
+                text(
+                    """
+                    WITH waiting AS (
+                      SELECT id,
+                             row_number() OVER w AS n,
+                             sum(coalesce(length(message->>'text'), 0)) OVER w AS chars
+                      FROM inbox
+                      WHERE provider = :provider AND chat_id = :chat_id AND turn_id IS NULL
+                      WINDOW w AS (ORDER BY sent_at, id)
+                    )
+                    UPDATE inbox SET turn_id = :turn_id FROM waiting
+                    WHERE inbox.id = waiting.id
+                      AND (waiting.n = 1 OR (waiting.n <= :max_messages AND waiting.chars <= :max_chars))
+                    """
+                ),
+                {
+                    "provider": provider,
+                    "chat_id": chat_id,
+                    "turn_id": turn_id,
+                    "max_messages": max_messages if max_messages is not None else 2**62,
+                    "max_chars": max_chars if max_chars is not None else 2**62,
+                },
             )
         rows = (
             await conn.execute(
@@ -95,3 +136,58 @@ async def finish_turn(
             .values(status=status, finished_at=func.now(), error=error, graph_ms=graph_ms)
         )
         await conn.execute(update(inbox).where(inbox.c.turn_id == turn_id).values(processed_at=func.now()))
+
+
+async def has_pending(engine: AsyncEngine, provider: str, chat_id: str) -> bool:
+    """Whether the chat has unclaimed messages (those a capped turn left for the next one, or newer ones)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(inbox.c.id)
+                .where(inbox.c.provider == provider, inbox.c.chat_id == chat_id, inbox.c.turn_id.is_(None))
+                .limit(1)
+            )
+        ).first()
+    return row is not None
+
+
+async def schedule_rest(redis: ArqRedis, engine: AsyncEngine, provider: str, chat_id: str, after_turn: int) -> bool:
+    """Enqueue the chat's next turn at once when messages wait (call after the turn's lock is released).
+
+    The job id ``rest:<provider>:<chat>:<turn>`` makes a re-run of the same turn enqueue nothing twice. Messages
+    of a burst still open (newer than the turn) are left to that burst's own debounced job, which the turn job
+    defers to (it finds the burst not yet due).
+
+    Returns:
+        True when a job was enqueued.
+    """
+    if not await has_pending(engine, provider, chat_id):
+        return False
+    job = await redis.enqueue_job("run_turn", provider, chat_id, _job_id=f"rest:{provider}:{chat_id}:{after_turn}")
+    return job is not None
+
+
+#: What a message of an unknown sender keeps (``message`` keys); its raw payload keeps ``id`` and ``type``.
+MINIMAL_KEYS = ("provider", "provider_message_id", "chat_id", "sender", "kind", "timestamp")
+
+
+async def minimise(engine: AsyncEngine, turn_id: int) -> int:
+    """Drop the content of a turn's messages (unknown senders): keep ids and type, in ``message`` and ``raw_payload``.
+
+    Returns:
+        How many inbox rows were minimised.
+    """
+    async with engine.begin() as conn:
+        res = await conn.execute(
+            text(
+                """
+                UPDATE inbox SET
+                  raw_payload = jsonb_build_object('id', provider_message_id, 'type', type, 'minimal', true),
+                  message = (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb)
+                             FROM jsonb_each(message) WHERE key = ANY(CAST(:keep AS text[])))
+                WHERE turn_id = :turn_id
+                """
+            ),
+            {"turn_id": turn_id, "keep": list(MINIMAL_KEYS)},
+        )
+    return res.rowcount or 0

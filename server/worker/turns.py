@@ -35,7 +35,8 @@ from server.channels.errors import ChannelSendError
 from server.ingest.schedule import debounce_key, due_in
 from server.worker import outbox
 from server.worker.approvals import ApprovalThreadRunner
-from server.worker.inbox import claim_turn, finish_turn
+from server.worker.inbox import claim_turn, finish_turn, schedule_rest
+from server.worker.unknown import answer_unknown_sender
 from tools.storage import ObjectStorage, media_key
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,18 @@ class TurnRunner:
         try:
             # The burst is closed from here: later messages open the next one.
             await s.redis.delete(debounce_key(provider, chat_id))
-            claimed = await claim_turn(s.engine, provider, chat_id)
+            st = s.settings
+            claimed = await claim_turn(
+                s.engine, provider, chat_id, max_messages=st.TURN_MAX_MESSAGES, max_chars=st.TURN_MAX_CHARS
+            )
             if claimed is None:
                 return "nothing"
             turn_id, messages = claimed
             await self._run_claimed(provider, chat_id, turn_id, messages)
-            return f"turn {turn_id}"
         finally:
             await s.redis.eval(_UNLOCK, 1, lock_key(provider, chat_id), token)
+        await schedule_rest(s.redis, s.engine, provider, chat_id, turn_id)  # what the per-turn caps left
+        return f"turn {turn_id}"
 
     async def fail_running(self, provider: str, chat_id: str, error: str) -> None:
         """Mark the chat's running turn failed and apologise once (idempotent key per turn)."""
@@ -150,14 +155,9 @@ class TurnRunner:
                 await channel.mark_read(messages[-1]["provider_message_id"], typing=True)
             except Exception as exc:  # best effort: a missing read receipt must not stop the reply
                 log.info("mark_read failed: %s", exc)
-        if user is None:
-            await outbox.send_all(
-                s.engine,
-                s.channels,
-                provider,
-                f"turn:{turn_id}",
-                [text_msg(chat_id, t("unknown_user"))],
-                turn_id=turn_id,
+        if user is None:  # one reply per chat per window; the messages keep only ids and type
+            await answer_unknown_sender(
+                s.engine, s.channels, provider, chat_id, turn_id, window_hours=s.settings.UNKNOWN_SENDER_REPLY_HOURS
             )
             await finish_turn(s.engine, turn_id, status="done", error="unknown sender")
             return
