@@ -11,15 +11,24 @@ an ordinary FastAPI GET route on the same path (:func:`add_subscription_route`).
 design: the provider proves itself by its signature (POST) or verify token (GET).
 
 Contract, the same for every channel (Meta's: https://developers.facebook.com/docs/graph-api/webhooks/getting-started#event-notifications):
-401 missing signature, 403 wrong signature (nothing stored), 404 channel not configured, 413 body above
-``WEBHOOK_MAX_BYTES``, 400 a body the channel cannot parse, 503 + ``Retry-After`` when the database is
-unavailable (the provider retries), 200 with the channel's :meth:`~server.channels.protocol.Channel.webhook_answer`
-only after the inbound rows are committed.
+401 missing signature, 403 wrong signature (nothing stored), 404 channel not configured, 408 (connection closed)
+when the body does not arrive within ``BODY_READ_TIMEOUT_SECONDS`` (a client announcing more bytes than it
+sends), 413 body above ``WEBHOOK_MAX_BYTES``, 400 a body the channel cannot parse, 503 + ``Retry-After`` only when
+the database is unavailable (the provider retries), 200 with the channel's
+:meth:`~server.channels.protocol.Channel.webhook_answer` only after the inbound rows are committed.
+
+Poison isolation: each parsed message is normalised or refused before it is batched
+(:mod:`server.ingest.validate`), and a row the database still refuses fails only itself
+(:class:`server.ingest.IngestBatcher`); refused messages are written to ``dead_letters`` with the raw body
+(:mod:`server.ingest.deadletters`) and the request is answered 200, so the provider does not redeliver them for
+days. ``procure deadletters replay`` stores them once the code can.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -33,8 +42,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.channels.errors import PayloadError, SignatureError
 from server.channels.protocol import Channel
+from server.channels.records import InboundMessage
 from server.channels.registry import match_path
 from server.deps import get_services
+from server.ingest import deadletters
+from server.ingest.batcher import is_data_error
+from server.ingest.validate import MessageRefused, normalise_message, normalise_statuses
 from server.worker.outbox import apply_statuses
 
 log = logging.getLogger(__name__)
@@ -48,22 +61,38 @@ class BodyTooLarge(Exception):
     """The request body exceeded the configured limit (``WEBHOOK_MAX_BYTES``)."""
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+class BodyTimeout(Exception):
+    """The request body did not arrive in time (``BODY_READ_TIMEOUT_SECONDS``)."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float | None = None) -> bytes:
     """The raw request body, refusing more than ``limit`` bytes without buffering it all.
 
     Args:
         scope: the ASGI HTTP scope (for ``content-length``).
         receive: the ASGI receive callable.
         limit: the largest accepted body, in bytes.
+        timeout: seconds the whole body may take to arrive; ``None`` waits as long as the client takes.
 
     Raises:
         BodyTooLarge: the declared or the actual size is above ``limit``.
+        BodyTimeout: the body was not complete after ``timeout`` seconds (e.g. a ``Content-Length`` larger than
+            what the client sends).
+        ConnectionError: the client disconnected before the body was complete.
     """
     for name, value in scope["headers"]:
         if name == b"content-length":
             if value.isdigit() and int(value) > limit:
                 raise BodyTooLarge
             break
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_chunks(receive, limit)
+    except TimeoutError:
+        raise BodyTimeout from None
+
+
+async def _read_chunks(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -119,9 +148,13 @@ class WebhookIngest:
             await _answer(send, 404, {"error": "channel not configured"})
             return
         try:
-            body = await read_body(scope, receive, self.max_bytes)
+            body = await read_body(scope, receive, self.max_bytes, services.settings.BODY_READ_TIMEOUT_SECONDS)
         except BodyTooLarge:
             await _answer(send, 413, {"error": "body too large"})
+            return
+        except BodyTimeout:
+            log.warning("%s webhook body not complete in time; closing", self.channel)
+            await _answer(send, 408, {"error": "request body timeout"}, ((b"connection", b"close"),))
             return
         except ConnectionError:
             return  # nobody to answer; nothing was stored
@@ -141,21 +174,50 @@ class WebhookIngest:
             log.warning("%s webhook payload refused: %s", self.channel, exc)
             await _answer(send, 400, {"error": "malformed payload"})
             return
+        good, refused = _checked(messages, services.settings.MAX_TEXT_CHARS)
         try:
-            new = await services.ingest.store(messages)
+            result = await services.ingest.store_checked(good)
+            refused += result.refused
             if statuses:
-                await apply_statuses(services.engine, statuses)
+                await _apply_statuses(services, normalise_statuses(statuses), refused)
+            await deadletters.record(services.pg, self.channel, body, refused)
         except STORAGE_ERRORS as exc:
             log.error("database unavailable, asking %s to retry: %s", self.channel, type(exc).__name__)
             await _answer(send, 503, {"error": "temporarily unavailable"}, ((b"retry-after", b"30"),))
             return
-        body, content_type = channel.webhook_answer(len(new), len(messages) - len(new))
+        new = result.new
+        body, content_type = channel.webhook_answer(len(new), len(good) - len(new) - len(result.refused))
         answer = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": answer})
         await send({"type": "http.response.body", "body": body})
 
     def _matches(self, path: str) -> bool:
         return path == self.path if self._exact else match_path(self.path, path)
+
+
+def _checked(
+    messages: list[InboundMessage], max_text_chars: int
+) -> tuple[list[InboundMessage], list[tuple[InboundMessage | None, str]]]:
+    """``(normalised messages, refused (message, reason) pairs)`` (see :mod:`server.ingest.validate`)."""
+    now = datetime.now(UTC)
+    good: list[InboundMessage] = []
+    refused: list[tuple[InboundMessage | None, str]] = []
+    for m in messages:
+        try:
+            good.append(normalise_message(m, max_text_chars, now))
+        except MessageRefused as exc:
+            refused.append((m, str(exc)))
+    return good, refused
+
+
+async def _apply_statuses(services: Any, statuses: list[Any], refused: list[tuple[InboundMessage | None, str]]) -> None:
+    """Apply delivery statuses; ones the database refuses for their data become a dead letter, not a 503."""
+    try:
+        await apply_statuses(services.engine, statuses)
+    except DBAPIError as exc:
+        if exc.connection_invalidated or exc.orig is None or not is_data_error(exc.orig):
+            raise
+        refused.append((None, f"statuses refused by the database: {type(exc.orig).__name__}"))
 
 
 def _url(scope: Scope) -> str:
@@ -186,6 +248,7 @@ def openapi_paths(path: str, provider: str) -> dict[str, Any]:
                     "401": answer("Signature header missing"),
                     "403": answer("Signature does not match"),
                     "404": answer("Channel not configured in this deployment"),
+                    "408": answer("Body not complete within BODY_READ_TIMEOUT_SECONDS (connection closed)"),
                     "413": answer("Body above WEBHOOK_MAX_BYTES"),
                     "503": answer("Database unavailable; retry later (Retry-After)"),
                 },

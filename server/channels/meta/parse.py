@@ -224,7 +224,7 @@ def _contacts_summary(contacts: Any) -> str | None:
         name = as_str(name_obj.get("formatted_name")) if name_obj else None
         phones = [
             phone
-            for p in card.get("phones") or ()
+            for p in _items(card.get("phones"))
             if isinstance(p, dict) and (phone := as_str(p.get("phone"))) is not None
         ]
         label = name or "contact"
@@ -248,7 +248,7 @@ def _parse_status(raw: dict[str, Any], business_id: str | None) -> StatusUpdate 
             message=as_str(e.get("message")),
             details=as_str(e["error_data"].get("details")) if isinstance(e.get("error_data"), dict) else None,
         )
-        for e in raw.get("errors") or ()
+        for e in _items(raw.get("errors"))
         if isinstance(e, dict)
     )
     return StatusUpdate(
@@ -273,6 +273,11 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
+def _items(value: Any) -> list[Any]:
+    """An optional inner array read leniently: anything but a JSON array (a string, a number, an object) -> ``[]``."""
+    return value if isinstance(value, list) else []
+
+
 def as_str(value: Any) -> str | None:
     """A non-empty string, or ``None``; numbers become strings (ids sometimes arrive as numbers)."""
     if isinstance(value, str):
@@ -287,7 +292,7 @@ def _float(value: Any) -> float | None:
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
