@@ -22,6 +22,7 @@ import typer
 from server.cli import run
 from server.cli.catalog import catalog_app
 from server.cli.db import db_app
+from server.cli.deadletters import deadletters_app
 from server.cli.fulfilment import erp_app, sandbox_app, suppliers_app
 from server.cli.users import users_app
 
@@ -35,6 +36,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(erp_app, name="erp")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(suppliers_app, name="suppliers")
+app.add_typer(deadletters_app, name="deadletters")
 app.command()(run.worker)
 app.command()(run.serve)
 app.command()(run.demo)
