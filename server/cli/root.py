@@ -2,8 +2,8 @@
 
 Groups, one module each: ``db`` (:mod:`~server.cli.db`), ``users`` (:mod:`~server.cli.users`), ``catalog``
 (:mod:`~server.cli.catalog`), ``erp``, ``sandbox`` and ``suppliers`` (:mod:`~server.cli.fulfilment`); the
-top-level ``serve``, ``worker`` and ``demo`` (:mod:`~server.cli.run`). Command modules import
-:mod:`server.cli.common` and never each other; only this module assembles them.
+top-level ``serve``, ``worker`` and ``demo`` (:mod:`~server.cli.run`) and ``check`` (:mod:`~server.cli.check`).
+Command modules import :mod:`server.cli.common` and never each other; only this module assembles them.
 
 Plug-in commands come from the ``procure.commands`` entry-point group: ``name = "module:function"``, where the
 function takes the remaining arguments (``list[str]``) and returns the exit code. ``procure eval`` is one (the
@@ -14,12 +14,13 @@ The plug-in's module is imported only when its command runs.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 
 import typer
 
-from server.cli import run
+from server.cli import check, run
 from server.cli.catalog import catalog_app
 from server.cli.db import db_app
 from server.cli.deadletters import deadletters_app
@@ -40,6 +41,7 @@ app.add_typer(deadletters_app, name="deadletters")
 app.command()(run.worker)
 app.command()(run.serve)
 app.command()(run.demo)
+app.command()(check.check)
 
 
 def _plugin(entry: EntryPoint) -> Callable[[typer.Context], None]:
@@ -70,6 +72,17 @@ def add_plugins(target: typer.Typer, group: str = PLUGIN_GROUP) -> list[str]:
 add_plugins(app)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    SIGTERM becomes ``SystemExit(143)``, like Ctrl-C becomes ``KeyboardInterrupt``: ``finally`` blocks and
+    :mod:`atexit` handlers run, so a command stops the embedded servers it started (``core.embedded``) however it
+    is stopped. Commands that handle signals themselves (uvicorn in ``serve``, arq in ``worker``) replace the
+    handler while they run.
+    """
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
