@@ -10,7 +10,8 @@ from decimal import Decimal
 from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, Line
-from tools.catalog import MATCH_MIN, CatalogIndex, MatchResult, singular, tokens
+from tools.catalog import CANDIDATE_MIN, MATCH_MIN, CatalogIndex, MatchResult, singular, tokens
+from tools.catalog.brands import brand_items
 from tools.extraction.lexicon import (
     _CHATTER_MAX,
     _NUM_RE,
@@ -25,8 +26,12 @@ from tools.extraction.lexicon import (
     UNSPECIFIED_UNIT,
 )
 from tools.extraction.quantities import _item_words
-from tools.extraction.reconcile import _better, _reconcile
+from tools.extraction.reconcile import _better, _choose_among, _reconcile
 from tools.extraction.units import UNIT_ALIASES, catalog_unit, convert, normalize_unit, pack_size, tidy
+
+
+# A brand word with more items than this, and nothing else to narrow them, names no item in particular.
+_BRAND_CHOICES = 5
 
 
 @dataclass(slots=True)
@@ -101,6 +106,8 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
             spelled = catalog.match(" ".join(expanded))
             if _better(spelled, result):
                 result, query = spelled, " ".join(expanded)  # "3 boxes of ORS": ORAL REHYDRATION SALTS
+    if result.status == "none":
+        result = _by_brand(rest, catalog)  # "unga 2kg": the 2 kg flour of the supplier UNGA LTD
     tail = getattr(toks, "tail", ())
     if statement and result.status != "match":
         return None  # "we are 14 in the workshop": a fact may name an item outright, never start a question
@@ -327,6 +334,21 @@ def _acronyms(catalog: CatalogIndex) -> dict[str, list[tuple[str, ...]]]:
         _ACRONYMS.clear()
     _ACRONYMS[id(catalog)] = (catalog, found)
     return found
+
+
+def _by_brand(words: list[str], catalog: CatalogIndex) -> MatchResult:
+    """The items of the supplier a brand word names, narrowed by the other words; never a sure match.
+
+    One item left is shown for the person to check (a single weak candidate); a few are asked about; a brand
+    with many items and nothing to narrow them says nothing (``none``).
+    """
+    items, other = brand_items(words, catalog)
+    if other and len(items) > 1:
+        chosen = _choose_among(" ".join(other), items)
+        items = (chosen,) if chosen is not None else items
+    if not items or len(items) > _BRAND_CHOICES:
+        return MatchResult("none")
+    return MatchResult("ambiguous", tuple((item, float(CANDIDATE_MIN)) for item in items))
 
 
 def _expand_acronyms(words: list[str], catalog: CatalogIndex) -> list[str]:
