@@ -29,7 +29,6 @@ from tools.extraction.quantities import _item_words
 from tools.extraction.reconcile import _better, _choose_among, _reconcile
 from tools.extraction.units import UNIT_ALIASES, catalog_unit, convert, normalize_unit, pack_size, tidy
 
-
 # A brand word with more items than this, and nothing else to narrow them, names no item in particular.
 _BRAND_CHOICES = 5
 
