@@ -1,5 +1,8 @@
 """The arq worker's settings: start-up and shutdown of the process's clients, and the jobs it runs.
 
+``procure worker`` runs them in :func:`server.worker.resilient.run_worker`, which survives Redis and PostgreSQL
+outages; start-up also starts its connection watch (:func:`server.worker.resilient.watch_connections`).
+
 Run with ``procure worker`` (or ``arq server.worker.settings.WorkerSettings``). Jobs are
 ``async def job(ctx, ...)`` (:mod:`server.worker.jobs`); shared clients are created once in :func:`startup` and
 closed in :func:`shutdown`, which also start and stop the recovery sweepers (:mod:`server.worker.sweeper`).
@@ -24,6 +27,7 @@ from server.services import Services, redis_settings
 from server.tracing import configure_tracing
 from server.worker.jobs import JOBS, install, jobs_for, run_turn
 from server.worker.jobs import close as close_fulfilment
+from server.worker.resilient import watch_connections
 from server.worker.sweeper import run_periodically, sweep_turns
 from server.worker.turns import TurnRunner
 
@@ -57,20 +61,24 @@ async def startup(ctx: dict[str, Any]) -> None:
     redis_url = ctx.get("redis_url") or settings.REDIS_URL
     assert database_url and redis_url, "the worker needs DATABASE_URL and REDIS_URL (procure serve sets them)"
     configure_tracing(settings)  # LangSmith only with LANGSMITH_API_KEY; otherwise explicitly off
-    services = await Services.create(settings, database_url, redis_url)
-    runner, pool = await build_runner(services)
-    ctx.update(services=services, runner=runner, cp_pool=pool)
+    # Each client goes into ctx as soon as it exists, so a start-up that fails half way (database down) closes
+    # what it opened before the worker tries again (server.worker.resilient.run_worker).
+    services = ctx["services"] = await Services.create(settings, database_url, redis_url)
+    runner, ctx["cp_pool"] = await build_runner(services)
+    ctx["runner"] = runner
     install(services)  # fulfilment: the Context's queue and its sweeper (ERP and Chromium start with a first order)
     ctx["sweeper"] = asyncio.create_task(
         run_periodically("turn sweeper", lambda: sweep_turns(services), services.settings.SWEEP_INTERVAL_SECONDS)
     )
+    ctx["watch"] = asyncio.create_task(watch_connections(services))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """Close clients."""
-    task = ctx.get("sweeper")
-    if task:
-        task.cancel()
+    """Close clients (those that exist: start-up may have failed half way)."""
+    for name in ("sweeper", "watch"):
+        task = ctx.get(name)
+        if task:
+            task.cancel()
     if "services" in ctx:
         await close_fulfilment(ctx["services"])  # the fulfilment sweeper, ERP client and Chromium
     if "cp_pool" in ctx:
