@@ -7,6 +7,7 @@ These tests use their own arq queue, web server and workers so the session's wor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ async def test_unknown_sender_three_bursts_get_one_reply(
     for burst in range(3):
         msgs = [text_message(STRANGER, f"burst {burst} part {i} " + "x" * 200) for i in range(3)]
         assert post(web.url, envelope(msgs)).status_code == 200
-        await await_for(lambda n=burst + 1: _at_least(engine, done, n), timeout=40)
+        await await_for(partial(_at_least, engine, done, burst + 1), timeout=40)
     to_stranger = [m for m in graph_api.sent_messages() if m["to"] == STRANGER]
     assert len(to_stranger) == 1
     assert (await _rows(engine, text("SELECT suppressed FROM unknown_sender_replies")))[0].suppressed == 2
