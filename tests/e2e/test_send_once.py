@@ -143,3 +143,19 @@ async def _at_least(engine: Any, query: Any, n: int) -> bool:
 async def _rows(engine: Any, query: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(query)).all())
+
+
+async def test_the_stand_ins_status_webhooks_reach_the_app_and_confirm_by_key(
+    engine: Any, graph_api: Any, stack: tuple[WebServer, WorkerProcess]
+) -> None:
+    web, _ = stack
+    graph_api.status_webhooks = StatusWebhooks(web.url + "/webhooks/meta", SECRET)
+    assert post(web.url, envelope([text_message(AMINA, "help")])).status_code == 200
+    delivered = select(func.count()).select_from(outbound_messages).where(outbound_messages.c.status == "delivered")
+    await await_for(partial(_at_least, engine, delivered, 1), timeout=40)
+    hooks = graph_api.status_webhooks
+    posted = await await_for(lambda: len(hooks.posted) == 2 and hooks.posted, timeout=10)
+    assert [p.http_status for p in posted] == [200, 200]
+    assert {p.status["biz_opaque_callback_data"] for p in posted} == {"turn:1:0"}
+    row = (await _rows(engine, select(outbound_messages)))[0]
+    assert [h["status"] for h in row.status_history] == ["sent", "delivered"]
