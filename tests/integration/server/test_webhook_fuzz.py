@@ -150,6 +150,11 @@ def webhook_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
             m["id"] = f"wamid.FUZZ{next(_ids):07d}.{time.time_ns()}"
             m["from"] = draw(st.sampled_from(SENDERS))
             m["timestamp"] = str(int(time.time()))
+    messages = _messages(body)
+    if messages and draw(st.sampled_from([False] * 4 + [True])):  # an odd id, sender or text where it matters most
+        m = draw(st.sampled_from(messages))
+        field = draw(st.sampled_from(["id", "from", "timestamp", "type"]))
+        m[field] = draw(odd_strings)
     for _ in range(draw(st.integers(0, 4))):
         paths = _paths(body)[1:]  # not the root: a body that is not an object is the damaged-bytes case
         if not paths:
@@ -181,6 +186,7 @@ async def fuzz_ready(fresh, engine):
     return fresh
 
 
+@pytest.mark.timeout(max(300, EXAMPLES // 20 + 240))  # ~30 ms per example under load, plus the worker's tail
 async def test_fuzzed_signed_payloads_never_get_a_5xx_and_a_normal_message_still_goes_through(
     web, worker, graph_api, fuzz_ready, engine
 ):
