@@ -176,3 +176,35 @@ def test_eval_leaves_no_process_behind(data_folder):
     left = processes_of(data_folder)
     print(f"\neval: {peak} processes at most while running, {len(left)} after")
     assert left == []
+
+
+@pytest.mark.parametrize("args", [("users", "list"), ("db", "upgrade")])
+def test_short_commands_stop_the_servers_they_started(data_folder, args):
+    cmd = procure(*args, data_dir=data_folder, stdout=subprocess.DEVNULL)
+    peak = peak_while_running(cmd, data_folder, 180)
+    assert cmd.returncode == 0
+    assert peak >= 1 and processes_of(data_folder) == []
+
+
+def test_short_command_leaves_the_servers_of_a_running_serve_alone(data_folder):
+    port = free_port()
+    serve = procure("serve", "--port", str(port), "--workers", "0", data_dir=data_folder)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), timeout=120, interval=0.2)
+        servers = set(processes_of(data_folder)) - {serve.pid}
+        assert procure("users", "list", data_dir=data_folder, stdout=subprocess.DEVNULL).wait(120) == 0
+        assert all(alive(pid) for pid in servers)
+        assert _answers(f"http://127.0.0.1:{port}/readyz")
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(60)
+        assert processes_of(data_folder) == []
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
