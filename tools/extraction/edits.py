@@ -19,6 +19,7 @@ from tools.extraction.edit_readers import (
     _edit_replace,
     _line_index,
     _quantity_in,
+    _replaced,
 )
 from tools.extraction.lexicon import _NOISE, _NUM_RE, _SOFT_CUES
 from tools.extraction.places import _find_date, _find_site
@@ -27,6 +28,7 @@ from tools.extraction.quantities import (
     _prepare,
     _tokenize,
 )
+from tools.extraction.reconcile import _choose_by_size
 from tools.extraction.segments import _is_statement
 
 
@@ -49,6 +51,24 @@ def _clauses(text: str) -> list[list[str]]:
         if current:
             out.append(current)
     return out
+
+
+def _edit_size_choice(words: list[str], draft: list[Line], catalog: CatalogIndex) -> list[Edit] | None:
+    """An answer to "which one?" that names a size ("20 litres", "the 10ml") or a relative one ("the big ones").
+
+    Read before amounts: "20 litres" for a line waiting to choose between a 5 L and a 20 L jerrycan is the choice,
+    not a new amount. ``None`` unless exactly one waiting line is settled.
+    """
+    text = " ".join(w for w in words if w not in _NOISE)
+    chosen: list[Edit] = []
+    for i, line in enumerate(draft):
+        if line.sku is not None or not line.candidates:
+            continue
+        items = [item for sku in line.candidates if (item := catalog.get(sku)) is not None]
+        choice = _choose_by_size(text, items)
+        if choice is not None:
+            chosen.append(Edit("replace_item", index=i, line=_replaced(line, choice)))
+    return chosen if len(chosen) == 1 else None
 
 
 def parse_edits(
@@ -120,6 +140,8 @@ def parse_edits(
             parsed = _edit_count_of_added(words, edits, catalog)
             if parsed is not None:
                 edits.pop()
+        if parsed is None and draft_lines and not additive:
+            parsed = _edit_size_choice(words, draft_lines, catalog)
         if parsed is None and draft_lines and not additive:
             parsed = _edit_answer(words, draft_lines, catalog, bare=single and not (site or needed_by))
         if parsed is None and draft_lines:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 
 from core.domain import CatalogItem
 from tools.catalog import CatalogIndex, MatchResult, singular, tokens
@@ -144,3 +145,51 @@ def _siblings(a: CatalogItem, b: CatalogItem) -> bool:
         return False
     wa, wb = set(la), set(lb)
     return len(wa & wb) / min(len(wa), len(wb)) >= 0.75 or singular(la[0]) == singular(lb[0])
+
+
+# "the big ones", "zile ndogo": a size relative to the others offered, in English and Swahili.
+_BIGGER = frozenset({"big", "bigger", "biggest", "large", "larger", "largest", "kubwa", "max", "maximum"})
+_SMALLER = frozenset({"small", "smaller", "smallest", "little", "ndogo", "mini", "min", "minimum"})
+# Clothing and glove sizes in their order, as letters and as words.
+_SIZE_ORDER = {"xs": 0, "s": 1, "small": 1, "m": 2, "medium": 2, "l": 3, "large": 3, "xl": 4, "xxl": 5}
+
+
+def _choose_by_size(text: str, items: Sequence[CatalogItem]) -> CatalogItem | None:
+    """The item a size answer picks among ``items``: the one with the size named, or the biggest or smallest.
+
+    "20 litres" picks the only item of that size; "the big ones" picks the item whose size (a measure all the
+    items state in one dimension, or a clothing size) is the largest, "the small ones" the smallest. ``None``
+    when the text names no size or the size picks no single item.
+    """
+    query = text_attributes(text)
+    if query.measures:
+        fitting = [
+            i for i in items if agreements(query, item_attributes(i)) and not conflicts(query, item_attributes(i))
+        ]
+        return fitting[0] if len(fitting) == 1 else None
+    words = {singular(t) for t in tokens(text)}
+    direction = bool(words & _BIGGER) - bool(words & _SMALLER)  # both said: no direction
+    if not direction or len(items) < 2:
+        return None
+    ranks = _size_ranks(items)
+    if ranks is None:
+        return None
+    best = max(ranks) if direction > 0 else min(ranks)
+    return items[ranks.index(best)] if ranks.count(best) == 1 else None
+
+
+def _size_ranks(items: Sequence[CatalogItem]) -> list[Decimal] | None:
+    """One comparable size per item: a measure of one dimension all of them state, else a clothing size."""
+    attrs = [item_attributes(i) for i in items]
+    for dimension in {m.dimension for m in attrs[0].measures}:
+        sizes = [max((m.base for m in a.measures if m.dimension == dimension), default=None) for a in attrs]
+        if all(s is not None for s in sizes) and len(set(sizes)) == len(sizes):
+            return [s for s in sizes if s is not None]
+    ranks: list[Decimal] = []
+    for item in items:
+        named = _sizes_of(item.name) | ({singular(t) for t in tokens(item.name)} & {"small", "medium", "large"})
+        found = {_SIZE_ORDER[w] for w in named}
+        if len(found) != 1:
+            return None
+        ranks.append(Decimal(found.pop()))
+    return ranks if len(set(ranks)) == len(ranks) else None

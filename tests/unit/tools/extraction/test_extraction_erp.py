@@ -19,6 +19,7 @@ from core.repo import parse_catalog_csv
 from tools.catalog import CatalogIndex
 from tools.extraction import extract, parse_edits
 from tools.extraction.numbers import number_word
+from tools.extraction.reconcile import _choose_by_size
 
 ITEM_MASTER = Path(__file__).parents[3] / "data" / "extraction" / "item_master.csv"
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=ZoneInfo("Africa/Nairobi"))
@@ -131,3 +132,42 @@ def test_a_container_every_candidate_is_sold_in_chooses_nothing() -> None:
     )
     (line,) = extract("2 jerrycans bleach", CatalogIndex(items), now=NOW, sites=SITES).lines
     assert line.sku is None and sorted(line.candidates) == ["CL-1", "CL-2"] and line.quantity == 2
+
+
+SIZES = CatalogIndex(
+    parse_catalog_csv(
+        "sku,name,unit,unit_price\n"
+        "B-5,BLEACH 3.5% 5L JERRYCAN,JCN,5.60\nB-20,BLEACH 3.5% 20L JERRYCAN,JCN,19.00\n"
+        "G-S,GLOVES NITRILE SMALL - BOX 100,BOX,9\nG-M,GLOVES NITRILE MEDIUM - BOX 100,BOX,9\n"
+        "G-L,GLOVES NITRILE LARGE - BOX 100,BOX,9\n"
+        "S-2,SYRINGE 2ML WITH NEEDLE - BOX 100,BOX,8\nS-10,SYRINGE 10ML WITH NEEDLE - BOX 100,BOX,11\n"
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "answer", "sku", "quantity"),
+    [
+        ("bleach 2 jerrycans", "20 litres", "B-20", "2"),
+        ("bleach 2 jerrycans", "the small ones", "B-5", "2"),
+        ("bleach 2 jerrycans", "zile kubwa", "B-20", "2"),
+        ("4 boxes nitrile gloves", "the big ones", "G-L", "4"),
+        ("4 boxes nitrile gloves", "smallest", "G-S", "4"),
+        ("5 boxes syringes", "10ml", "S-10", "5"),
+    ],
+)
+def test_an_answer_naming_a_size_chooses_among_the_candidates(
+    request_text: str, answer: str, sku: str, quantity: str
+) -> None:
+    """"20 litres" after "which bleach?" is the choice, not a new amount; "the big ones" is the largest offered."""
+    draft = extract(request_text, SIZES, now=NOW, sites=SITES).lines
+    assert draft[0].sku is None and len(draft[0].candidates) >= 2
+    (edit,) = parse_edits(answer, draft, SIZES, now=NOW, sites=SITES)
+    assert (edit.op, edit.line.sku, str(edit.line.quantity)) == ("replace_item", sku, quantity)  # type: ignore[union-attr]
+
+
+def test_a_relative_size_that_picks_no_single_item_chooses_nothing() -> None:
+    gloves = [item for item in SIZES.items if item.sku.startswith("G-")]
+    assert _choose_by_size("big or small", gloves) is None
+    assert _choose_by_size("the blue ones", gloves) is None
+    assert _choose_by_size("the big one", [SIZES.get("G-L"), SIZES.get("S-10")]) is None  # type: ignore[list-item]
