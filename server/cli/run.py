@@ -74,7 +74,8 @@ def serve(
         env = dict(os.environ, DATABASE_URL=svc.database_url, REDIS_URL=svc.redis_url)
         supervisor = Supervisor([sys.executable, "-m", "server.cli", "worker"], env, workers).start()
         app = create_app(settings, svc.database_url, svc.redis_url)
-        app.state.supervisor = supervisor
+        if workers > 0:  # web only (--workers 0): /readyz has no worker fields
+            app.state.supervisor = supervisor
         log.info(
             "serving on http://%s:%s (database %s, redis %s, %d worker(s))",
             host,
