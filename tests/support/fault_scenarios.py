@@ -35,7 +35,9 @@ class Size:
     Attributes:
         chats: requesters sending; ``rate``: messages per second over all chats.
         outage: seconds Redis or PostgreSQL stays down; ``lead``/``tail``: seconds of traffic before/after it.
-        kills: worker SIGKILLs; ``slow_send``: seconds the provider stand-in takes per request in that scenario.
+        kills: worker SIGKILLs.
+        slow_send: seconds the provider stand-in takes per request in the outage and kill scenarios (so that a
+            fault can land while a send waits for its answer).
         duplicate_payloads: distinct webhook payloads delivered 5 times each, concurrently.
         heal_timeout: longest wait for the scenario to heal (liveness, not the target: the target is <= 15 s).
     """
@@ -43,9 +45,9 @@ class Size:
     chats: int = 8
     rate: float = 6.0
     outage: float = 8.0
-    lead: float = 3.0
-    tail: float = 3.0
-    kills: int = 5
+    lead: float = 2.0
+    tail: float = 2.0
+    kills: int = 4
     slow_send: float = 0.8
     duplicate_payloads: int = 30
     heal_timeout: float = 60.0
@@ -186,9 +188,14 @@ def _settled(stack: FaultStack, wamids: set[str]) -> bool:
 
 def _outage(stack: FaultStack, size: Size, name: str, down: Callable[[], None], up: Callable[[], None]) -> Result:
     stack.reset()
+    stack.graph.slow_sends(size.slow_send)  # the outage starts while a send waits for its answer
     traffic = Traffic(stack.url, size.chats, size.rate).start()
     try:
         time.sleep(size.lead)
+        deadline = time.monotonic() + 10
+        while stack.graph.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        in_flight = stack.graph.in_flight
         down()
         time.sleep(size.outage)
         up()
@@ -202,16 +209,22 @@ def _outage(stack: FaultStack, size: Size, name: str, down: Callable[[], None], 
     )
     result = Result(name, settle(stack, size, traffic.wamids()), healed - back, {"webhook_answers": traffic.answers})
     result.notes["accepted_before_back"] = len(before)
+    result.notes["sends_in_flight_at_outage"] = in_flight
+    result.notes["all_settled_after_back_s"] = round(time.monotonic() - back - 2.0, 1)
     return result
 
 
 def redis_outage(stack: FaultStack, size: Size = SMALL) -> Result:
-    """Redis stopped for ``size.outage`` seconds and started again while messages keep arriving."""
+    """Redis stopped for ``size.outage`` seconds, from a moment a send is in flight, while messages keep arriving."""
     return _outage(stack, size, "redis outage", stack.stop_redis, stack.start_redis)
 
 
 def postgres_outage(stack: FaultStack, size: Size = SMALL) -> Result:
-    """PostgreSQL stopped for ``size.outage`` seconds and started again while messages keep arriving."""
+    """PostgreSQL stopped for ``size.outage`` s from a moment a send is in flight (its answer comes while it is down).
+
+    The send went out; the worker cannot record its answer. The provider's status webhook (with our key) is
+    answered 503 until the database is back and redelivered after, as Meta does: the reply must not go twice.
+    """
     return _outage(stack, size, "postgres outage", stack.stop_postgres, stack.start_postgres)
 
 
@@ -241,12 +254,7 @@ def worker_kills(stack: FaultStack, size: Size = SMALL, seed: int = 7) -> Result
             killed = stack.kill_worker()
             assert killed, f"no worker to kill (kill {i + 1}); procure serve says:\n{stack.log_tail()}"
             t = time.monotonic()
-            wait_until(
-                lambda k=set(killed): bool(set(stack.worker_pids()) - k),
-                60,
-                f"worker restarted after kill {i + 1}",
-                stack,
-            )
+            wait_until(stack.worker_ready, 60, f"a worker polling again after kill {i + 1}", stack)
             restarts.append(time.monotonic() - t)
             time.sleep(rng.uniform(0.5, 3.0))
         back = time.monotonic()
@@ -277,19 +285,23 @@ def duplicate_deliveries(stack: FaultStack, size: Size = SMALL, copies: int = 5)
         payloads.append(signed(envelope(msgs), SECRET))
     answers: dict[int, int] = {}
     lock = threading.Lock()
-    start = threading.Barrier(copies)
 
-    def deliver(body: bytes, headers: dict[str, str]) -> None:
+    def deliver(body: bytes, headers: dict[str, str], together: threading.Barrier) -> None:
         with httpx.Client(timeout=30) as client:
-            start.wait()  # the copies leave together
+            together.wait()  # the copies of one payload leave together
             status = client.post(stack.url + "/webhooks/meta", content=body, headers=headers).status_code
         with lock:
             answers[status] = answers.get(status, 0) + 1
 
     t0 = time.monotonic()
-    with ThreadPoolExecutor(copies) as pool:
+    # Tasks start in order, so a payload's copies never wait on threads held by a later payload's copies.
+    with ThreadPoolExecutor(copies * 4) as pool:
+        futures = []
         for body, headers in payloads:
-            list(pool.map(deliver, [body] * copies, [headers] * copies))
+            together = threading.Barrier(copies)
+            futures += [pool.submit(deliver, body, headers, together) for _ in range(copies)]
+        for f in futures:
+            f.result()  # a delivery that raised fails the scenario
     wamids = {f"wamid.dup{n:05d}.{j}" for n in range(size.duplicate_payloads) for j in range(2)}
     healed = wait_until(
         lambda: backlog_cleared(stack.database_url, wamids), size.heal_timeout, "all processed", stack, wamids

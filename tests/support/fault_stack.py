@@ -10,6 +10,7 @@ the product's job, and what the suite measures.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -27,7 +28,8 @@ import psycopg
 from core.embedded import EmbeddedPostgres, EmbeddedRedis
 from core.migrate import upgrade
 from sandboxes.whatsapp.meta_graph_api import GraphAPIStandIn
-from sandboxes.whatsapp.status_webhooks import StatusWebhooks
+from sandboxes.whatsapp.meta_payloads import envelope, sign
+from sandboxes.whatsapp.status_webhooks import PostedStatus, StatusWebhooks
 from tests.support.paths import CATALOG_CSV, ROOT
 from tests.support.stack import ADMIN, SECRET, TOKEN, VERIFY, free_port
 
@@ -67,6 +69,36 @@ class CountingGraphAPI(GraphAPIStandIn):
         self.slow_next(n, seconds)
 
 
+class RedeliveredStatusWebhooks(StatusWebhooks):
+    """Status webhooks posted again until the app answers 200, as Meta does for every webhook.
+
+    Meta: a webhook not answered 200 "will keep trying with decreasing frequency until the request succeeds, for
+    up to 7 days" (https://developers.facebook.com/docs/graph-api/webhooks/getting-started). Here every 0.5 s
+    doubling to 5 s: during a database outage the app answers 503, and the status must still arrive after it.
+    """
+
+    async def _post_all(self, base: dict[str, Any]) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            for state in self.statuses:
+                status = {**base, "status": state, "timestamp": str(int(time.time()))}
+                body = json.dumps(envelope(statuses=[status], phone_number_id=self.phone_number_id)).encode()
+                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, self.app_secret)}
+                pause = 0.5
+                while True:
+                    try:
+                        answer: int | None = (await client.post(self.url, content=body, headers=headers)).status_code
+                    except httpx.HTTPError:
+                        answer = None
+                    with self._lock:
+                        self._posted.append(PostedStatus(status=status, http_status=answer))
+                    if answer == 200:
+                        break
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+
+
 class FaultStack:
     """Embedded PostgreSQL + Redis in a scratch folder, the Graph stand-in and ``procure serve`` on them.
 
@@ -98,8 +130,8 @@ class FaultStack:
         upgrade(self.database_url)
         asyncio.run(self._seed())
         self.graph.start()
-        # Meta reports each sent message back (sent, delivered) with our key: the outbox may rely on it.
-        self.graph.status_webhooks = StatusWebhooks(f"{self.url}/webhooks/meta", SECRET)
+        # Meta reports each sent message back (sent, delivered) with our key, redelivered until answered 200.
+        self.graph.status_webhooks = RedeliveredStatusWebhooks(f"{self.url}/webhooks/meta", SECRET)
         self._start_serve()
         return self
 
@@ -173,7 +205,7 @@ class FaultStack:
             if self.serve.poll() is not None:
                 raise RuntimeError(f"procure serve exited with {self.serve.returncode}: {self.log_tail()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200 and self.worker_pids():
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200 and self.worker_ready():
                     return
             except httpx.HTTPError:
                 pass
@@ -238,14 +270,44 @@ class FaultStack:
                     found.append(child)
         return sorted(found)
 
+    def _health_key(self) -> str:
+        return self.env()["QUEUE_NAME"] + ":health-check"
+
+    def worker_ready(self) -> bool:
+        """Whether a worker polls the queue: a live worker process and arq's health-check key in Redis."""
+        import redis
+
+        if not self.worker_pids():
+            return False
+        r = redis.Redis.from_url(self.redis.url, socket_timeout=2)
+        try:
+            return bool(r.exists(self._health_key()))
+        except redis.RedisError:
+            return False
+        finally:
+            r.close()
+
     def kill_worker(self) -> list[int]:
-        """SIGKILL every worker process under ``procure serve``; returns their pids."""
+        """SIGKILL every worker process under ``procure serve``; returns their pids.
+
+        arq's health-check key goes with them, so :meth:`worker_ready` turns true only once a new worker polls.
+        """
+        import redis
+
         pids = self.worker_pids()
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        for pid in pids:
+            while _alive(pid):
+                time.sleep(0.01)
+        r = redis.Redis.from_url(self.redis.url, socket_timeout=2)
+        try:
+            r.delete(self._health_key())
+        finally:
+            r.close()
         return pids
 
     def stop_redis(self) -> None:
