@@ -11,6 +11,7 @@ from rapidfuzz.distance import OSA
 
 from core.domain import CatalogItem, Line
 from tools.catalog import CANDIDATE_MIN, MATCH_MIN, CatalogIndex, MatchResult, singular, tokens
+from tools.catalog.attributes import agreements, item_attributes, text_attributes
 from tools.catalog.brands import brand_items
 from tools.extraction.lexicon import (
     _CHATTER_MAX,
@@ -244,6 +245,9 @@ def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | 
     words = [t for t in after if t not in ("of", "more", "x")]
     if pack is None or pack.unit != "piece" or pack.count <= 1 or not words:
         return None
+    size = text_attributes(" ".join(words[:2]))
+    if size.measures and agreements(size, item_attributes(item)) and not any(_unit_like(w) for w in words[2:]):
+        return "piece"  # "48 x 1 litre juice" of cartons of 12 x 1L: 48 pieces of that size
     nouns = {
         t for text in (item.name, *item.aliases) for t in tokens(text) if normalize_unit(t, standalone=False) is None
     }

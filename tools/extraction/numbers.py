@@ -29,6 +29,7 @@ SW_TENS = {
     "kumi": 10, "ishirini": 20, "thelathini": 30, "arobaini": 40, "arubaini": 40, "hamsini": 50, "sitini": 60,
     "sabini": 70, "themanini": 80, "tisini": 90,
 }  # fmt: skip
+EN_FRACTIONS = {"half": Decimal("0.5"), "quarter": Decimal("0.25")}
 SW_FRACTIONS = {"nusu": Decimal("0.5"), "robo": Decimal("0.25")}
 SWAHILI_WORDS = frozenset({*SW_ONES, *SW_TENS, *SW_FRACTIONS, "mia", "elfu"})
 """Every Swahili number word (for callers that must not read them as item words)."""
@@ -125,7 +126,11 @@ def english_number(toks: list[str], i: int) -> tuple[Decimal, int] | None:
         j += 1
     if not seen:
         return None
-    return Decimal(total + current), j - i
+    value = Decimal(total + current)
+    # "one and a half", "two and a quarter": a fraction joined by "and a"
+    if toks[j : j + 2] == ["and", "a"] and j + 2 < len(toks) and toks[j + 2] in EN_FRACTIONS:
+        value, j = value + EN_FRACTIONS[toks[j + 2]], j + 3
+    return value, j - i
 
 
 def number_word(toks: list[str], i: int) -> tuple[Decimal, int] | None:

@@ -22,7 +22,7 @@ from tools.extraction.lexicon import (
     _X_NUM_RE,
     OF_WORDS,
 )
-from tools.extraction.numbers import ONES, SWAHILI_WORDS, TENS, number_word
+from tools.extraction.numbers import EN_FRACTIONS, ONES, SWAHILI_WORDS, TENS, number_word
 from tools.extraction.units import normalize_unit
 
 
@@ -72,7 +72,11 @@ def _number_at(toks: list[str], i: int) -> tuple[Decimal, int] | None:
     t = toks[i]
     nxt = toks[i + 1] if i + 1 < len(toks) else ""
     if _NUM_RE.fullmatch(t):
+        if nxt == "and" and toks[i + 2 : i + 3] == ["a"] and toks[i + 3 : i + 4] and toks[i + 3] in EN_FRACTIONS:
+            return Decimal(t) + EN_FRACTIONS[toks[i + 3]], 4  # "2 and a half"
         return Decimal(t), 1
+    if t in ("a", "an") and nxt == "half" and toks[i + 2 : i + 3] == ["dozen"]:
+        return Decimal("0.5"), 2  # "a half dozen"
     if t in ("a", "an", "one") and nxt in ("couple", "pair"):
         return Decimal(2), 3 if toks[i + 2 : i + 3] == ["of"] else 2
     if t in ("couple", "pair"):
@@ -359,6 +363,14 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
         )
         # "one hundred and fifty" is one number
         in_number = k > 0 and toks[k - 1] in ("hundred", "thousand") and _number_word(toks, k + 1) is not None
+        # "one and a half tonnes", "2 and a half bags": a fraction of the number before
+        in_number = in_number or (
+            k > 0
+            and _number_at(toks, k - 1) is not None
+            and toks[k + 1 : k + 2] == ["a"]
+            and toks[k + 2 : k + 3] != []
+            and toks[k + 2] in EN_FRACTIONS
+        )
         if (t in _SPLIT_WORDS and not in_number) or swahili_and:
             pieces.append([])
         else:

@@ -60,6 +60,10 @@ def lines(text: str) -> list[tuple[str | None, str, str]]:
         ("water 2 packs, the 1.5 litre ones", [("HS-00302", "2", "pkt")]),
         ("bottled water, the 500ml, 3 of them", [("HS-00301", "3", "piece")]),  # 3 bottles: 1 pack offered
         ("3 packets of nitrile gloves large", [("HC-00402", "3", "pack")]),  # a packet is no box: asked
+        ("one and a half tonnes of cement 32.5", [("CN-00202", "30", "bag")]),  # 1,500 kg of 50 kg bags
+        ("2 and a half tonnes cement 42.5", [("CN-00201", "50", "bag")]),
+        ("48 x 500ml water", [("HS-00301", "2", "pkt")]),  # a count of things of the item's size: bottles
+        ("4 500ml water packs", [("HS-00301", "4", "pkt")]),  # a unit word says the packs are counted
     ],
 )
 def test_request(message: str, expected: list[tuple[str | None, str, str]]) -> None:
