@@ -44,7 +44,7 @@ KEEP_RESULT_SECONDS = 3600
 
 async def run_turn(ctx: dict[str, Any], provider: str, chat_id: str) -> str:
     """Job: run the chat's due turn (see :mod:`server.worker.turns`)."""
-    return await run_turn_with_retry_mapping(ctx["runner"], provider, chat_id, ctx.get("job_try", 1))
+    return await run_turn_with_retry_mapping(ctx["runner"], provider, chat_id, ctx.get("job_try", 1), ctx.get("job_id"))
 
 
 async def place_fulfilment(ctx: dict[str, Any], fulfilment_id: int) -> str:

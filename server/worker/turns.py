@@ -7,7 +7,17 @@ graph with the Postgres checkpointer (``thread_id`` = ``<provider>:<chat id>``),
 idempotent outbox (:mod:`server.worker.outbox`). The turn's business side effects (approval threads, fulfilment)
 are nodes of the graphs (:mod:`nodes.effects`), run with the approval-thread runner and fulfilment queue this
 module puts into the Context. Messages that arrive during a turn form the next turn.
-A turn left ``running`` by a killed worker is resumed from its checkpoint by the next job or the sweeper.
+
+Checkpoint durability (LangGraph's ``durability``) is ``"exit"`` (:data:`DURABILITY`): a turn writes one
+checkpoint, when its graph run ends, instead of one per step (six or more per turn, ~20 KB and a dozen database
+round trips). When the run ends with an exception, LangGraph still writes the checkpoint of the failing step
+with the finished steps' writes, and the job's retry resumes from it. A worker killed during a turn leaves no
+checkpoint of that turn: the next job (or the sweeper) finds the turn ``running`` with its claimed messages,
+sees that the thread's latest checkpoint is the previous turn's, and runs the turn again from there with the same
+messages. Nothing was sent yet (the outbox goes out after the graph), and what the turn's nodes did is
+idempotent per message: approval threads and fulfilments by their keys, submissions and amendments by the
+message's inbox id (:mod:`tools.requests.changes`). A kill after the graph finished leaves its checkpoint: the
+next run only sends what the outbox has not sent.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from arq import Retry
@@ -32,7 +42,7 @@ from graphs.context import Context
 from nodes.compose import t, text_msg
 from server import tracing
 from server.channels.errors import ChannelSendError
-from server.ingest.schedule import debounce_key, due_in
+from server.ingest.schedule import debounce_key
 from server.worker import outbox
 from server.worker.approvals import ApprovalThreadRunner
 from server.worker.inbox import claim_turn, finish_turn, schedule_rest
@@ -41,10 +51,39 @@ from tools.storage import ObjectStorage, media_key
 
 log = logging.getLogger(__name__)
 
+#: LangGraph checkpoint durability of a turn: one checkpoint when the run ends (see the module docstring).
+DURABILITY: Literal["exit", "async", "sync"] = "exit"
+#: Durability in the fault-injection mode (``TEST_STEP_DELAY_SECONDS``): a checkpoint after every step, so a
+#: kill between steps exercises resuming from a mid-turn checkpoint (the path a retry takes after a failing step).
+STEPWISE_DURABILITY: Literal["exit", "async", "sync"] = "sync"
+
 # Release the chat lock only if we still own it.
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end
 """
+
+# Start a turn in one round trip. KEYS: the chat's burst hash (server.ingest.schedule.debounce_key), its turn lock.
+# ARGV: now (unix s), debounce (s), max debounce (s), lock token, lock ttl (ms), 1 when a missing burst means the
+# job's message was already claimed (see TurnRunner.run). Returns {"skip"} | {"wait", seconds} | {"busy"} | {"ok"};
+# "ok" holds the lock and has closed the burst (later messages open the next one).
+_BEGIN = """
+local first = redis.call('HGET', KEYS[1], 'first')
+local last = redis.call('HGET', KEYS[1], 'last')
+if not first or not last then
+  if ARGV[6] == '1' then return {'skip'} end
+else
+  local due = math.min(tonumber(last) + tonumber(ARGV[2]), tonumber(first) + tonumber(ARGV[3]))
+  local wait = due - tonumber(ARGV[1])
+  if wait > 0.05 then return {'wait', tostring(wait)} end
+end
+if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'PX', ARGV[5]) then return {'busy'} end
+redis.call('DEL', KEYS[1])
+return {'ok'}
+"""
+
+#: Prefix of the ids of the ``run_turn`` jobs the webhook schedules, one per stored message
+#: (``turn:<provider>:<chat id>:<inbox id>``, :func:`server.ingest.schedule.schedule_args`).
+SCHEDULED_JOB_PREFIX = "turn:"
 
 
 def lock_key(provider: str, chat_id: str) -> str:
@@ -95,23 +134,47 @@ class TurnRunner:
             fulfilment=self.s.extras.get("fulfilment"),
         )
 
-    async def run(self, provider: str, chat_id: str) -> str:
+    async def run(self, provider: str, chat_id: str, *, claimed_if_no_burst: bool = False) -> str:
         """The ``run_turn`` job body: lock the chat, claim, run the graph, send its outbox.
+
+        Args:
+            provider: channel name.
+            chat_id: the chat.
+            claimed_if_no_burst: the job was scheduled by the webhook for one message and runs for the first
+                time (see :func:`run_turn_with_retry_mapping`). Its message was stored before its burst was
+                opened in Redis, and a turn closes the burst before it claims, so when no burst is open that turn
+                has claimed the message: the job ends without touching the database. Sweeper, catch-up and
+                retried jobs pass ``False`` (a turn that failed after closing the burst is retried by its job).
+
+        Returns:
+            ``"skip"`` (no open burst, see above), ``"not due"``, ``"nothing"`` or ``"turn <id>"``.
 
         Raises:
             arq.Retry: the chat is busy with another turn, or a retryable send failure (sent parts are kept).
         """
         s = self.s
-        wait = await due_in(s.redis, s.settings, provider, chat_id)
-        if wait > 0.05:
-            return "not due"
         token = uuid.uuid4().hex
         lock_ttl_ms = int((s.settings.TURN_TIMEOUT_SECONDS + 5) * 1000)
-        if not await s.redis.set(lock_key(provider, chat_id), token, nx=True, px=lock_ttl_ms):
+        begun = await s.redis.eval(
+            _BEGIN,
+            2,
+            debounce_key(provider, chat_id),
+            lock_key(provider, chat_id),
+            repr(time.time()),
+            repr(s.settings.DEBOUNCE_SECONDS),
+            repr(s.settings.DEBOUNCE_MAX_SECONDS),
+            token,
+            lock_ttl_ms,
+            "1" if claimed_if_no_burst else "0",
+        )
+        outcome = begun[0].decode() if isinstance(begun[0], bytes) else str(begun[0])
+        if outcome == "skip":
+            return "skip"
+        if outcome == "wait":
+            return "not due"
+        if outcome == "busy":
             raise Retry(defer=1)
         try:
-            # The burst is closed from here: later messages open the next one.
-            await s.redis.delete(debounce_key(provider, chat_id))
             st = s.settings
             claimed = await claim_turn(
                 s.engine, provider, chat_id, max_messages=st.TURN_MAX_MESSAGES, max_chars=st.TURN_MAX_CHARS
@@ -122,7 +185,8 @@ class TurnRunner:
             await self._run_claimed(provider, chat_id, turn_id, messages)
         finally:
             await s.redis.eval(_UNLOCK, 1, lock_key(provider, chat_id), token)
-        await schedule_rest(s.redis, s.engine, provider, chat_id, turn_id)  # what the per-turn caps left
+        # What the per-turn caps left is the chat's next turn at once (its messages' own jobs find no burst).
+        await schedule_rest(s.redis, s.engine, provider, chat_id, turn_id)
         return f"turn {turn_id}"
 
     async def fail_running(self, provider: str, chat_id: str, error: str) -> None:
@@ -203,9 +267,11 @@ class TurnRunner:
     async def _invoke(self, payload: Any, config: dict[str, Any], ctx: Context) -> dict[str, Any]:
         delay = self.s.settings.TEST_STEP_DELAY_SECONDS
         if delay <= 0:
-            return dict(await self.procurement.ainvoke(payload, config, context=ctx))
-        # Fault-injection mode for crash tests: pause between graph steps so a kill lands mid-turn.
-        async for _ in self.procurement.astream(payload, config, context=ctx, stream_mode="updates"):
+            return dict(await self.procurement.ainvoke(payload, config, context=ctx, durability=DURABILITY))
+        # Fault-injection mode for crash tests: pause between checkpointed graph steps so a kill lands mid-turn.
+        async for _ in self.procurement.astream(
+            payload, config, context=ctx, stream_mode="updates", durability=STEPWISE_DURABILITY
+        ):
             await asyncio.sleep(delay)
         return dict((await self.procurement.aget_state(config)).values)
 
@@ -221,8 +287,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (PoolTimeout, RedisConnectionError, RedisTimeout, ConnectionError, TimeoutError, OSError))
 
 
-async def run_turn_with_retry_mapping(runner: TurnRunner, provider: str, chat_id: str, job_try: int = 1) -> str:
+async def run_turn_with_retry_mapping(
+    runner: TurnRunner, provider: str, chat_id: str, job_try: int = 1, job_id: str | None = None
+) -> str:
     """Run a turn, mapping failures to arq's semantics.
+
+    ``job_id`` and ``job_try`` come from arq: a first try of a webhook-scheduled job (id starting with
+    :data:`SCHEDULED_JOB_PREFIX`) ends at once when its chat has no open burst (see :meth:`TurnRunner.run`).
 
     Transient failures (database or Redis gone, rate limits) raise ``arq.Retry`` with exponential backoff: the
     turn stays ``running`` and is resumed from its checkpoint; parts already sent are not repeated. Any other
@@ -230,7 +301,8 @@ async def run_turn_with_retry_mapping(runner: TurnRunner, provider: str, chat_id
     job ends (its messages stay in the inbox for inspection).
     """
     try:
-        return await runner.run(provider, chat_id)
+        first_scheduled_try = job_try == 1 and (job_id or "").startswith(SCHEDULED_JOB_PREFIX)
+        return await runner.run(provider, chat_id, claimed_if_no_burst=first_scheduled_try)
     except Retry:
         raise
     except Exception as exc:

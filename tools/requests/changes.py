@@ -1,7 +1,10 @@
 """Purchase-request changes: submit, amend, decide, cancel. Authorisation is re-checked here.
 
 Every state change is a conditional UPDATE (``WHERE status = ... AND revision = ...``) inside one transaction
-with its audit-log entry, so a stale button, a double click or two workers can never decide twice.
+with its audit-log entry, so a stale button, a double click or two workers can never decide twice. Submitting and
+amending are idempotent per inbound message: a turn re-run after a crash (the worker re-runs a whole turn from the
+previous turn's checkpoint, see :mod:`server.worker.turns`) finds what the same message already did in the audit
+log and returns it instead of creating a second request or revision.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db import catalog_items, purchase_request_lines, purchase_requests, users
+from core.db import audit_log, catalog_items, purchase_request_lines, purchase_requests, users
 from core.domain import Line, RequestStatus, Role
 from core.policy import Approver, choose_approver, may_decide, total_of
 from core.repo import User, audit
@@ -32,6 +35,34 @@ async def _approvers(conn: AsyncConnection) -> list[Approver]:
         u = User.from_row(r)
         out.append(Approver(u.id, u.role, u.site, u.approval_limit, u.display_name))
     return out
+
+
+#: How far back (audit-log rows) a re-run turn looks for what its message already did; a re-run follows its
+#: crash within minutes, and the bound keeps the look-up an index range scan on a table that only grows.
+RERUN_AUDIT_WINDOW = 10_000
+
+
+async def _caused_by(
+    conn: AsyncConnection, action: str, inbox_id: int | None, actor_id: int, request_id: int | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    """``(request id, audit details)`` of an ``action`` the inbound message ``inbox_id`` already caused, or ``None``."""
+    if inbox_id is None:
+        return None
+    recent = select(func.coalesce(func.max(audit_log.c.id), 0) - RERUN_AUDIT_WINDOW).scalar_subquery()
+    query = select(audit_log.c.request_id, audit_log.c.details).where(
+        audit_log.c.id > recent,
+        audit_log.c.action == action,
+        audit_log.c.inbox_id == inbox_id,
+        audit_log.c.actor_id == actor_id,
+    )
+    if request_id is not None:
+        query = query.where(audit_log.c.request_id == request_id)
+    row = (await conn.execute(query.order_by(audit_log.c.id.desc()).limit(1))).first()
+    return None if row is None or row.request_id is None else (int(row.request_id), dict(row.details or {}))
+
+
+def _approver_of(approvers: Sequence[Approver], approver_id: int | None) -> Approver | None:
+    return next((a for a in approvers if a.id == approver_id), None)
 
 
 async def _write_lines(conn: AsyncConnection, request_id: int, lines: Sequence[Line]) -> None:
@@ -91,12 +122,28 @@ async def submit_request(
 ) -> Submitted:
     """Create a purchase request in ``pending_approval`` and route it to its approver.
 
+    With ``inbox_id``, idempotent per message: when that message already submitted a request (a turn re-run
+    after a crash), that request is returned and nothing is written.
+
     Raises:
         core.policy.NoApproverError: nobody but the requester could approve it (nothing is written).
     """
     total = total_of(lines, currency)
     async with engine.begin() as conn:
-        approver = choose_approver(await _approvers(conn), requester_id=requester.id, site=site, total=total)
+        approvers = await _approvers(conn)
+        done = await _caused_by(conn, "request.submitted", inbox_id, requester.id)
+        if done is not None:
+            row = (
+                await conn.execute(
+                    select(purchase_requests.c.revision, purchase_requests.c.approver_id).where(
+                        purchase_requests.c.id == done[0]
+                    )
+                )
+            ).one()
+            earlier = _approver_of(approvers, row.approver_id)
+            if earlier is not None:
+                return Submitted(done[0], row.revision, earlier)
+        approver = choose_approver(approvers, requester_id=requester.id, site=site, total=total)
         request_id = (
             await conn.execute(
                 insert(purchase_requests)
@@ -148,6 +195,9 @@ async def amend_request(
 ) -> Submitted:
     """Apply an amendment to a submitted request and re-open approval (new revision, approver re-chosen).
 
+    With ``inbox_id``, idempotent per message: when that message already amended this request (a turn re-run
+    after a crash), the revision it made is returned and nothing is written.
+
     Raises:
         PermissionError: the actor is not the requester.
         LookupError: the request is not open for amendment.
@@ -161,10 +211,16 @@ async def amend_request(
             raise LookupError("not_found")
         if row.requester_id != actor.id:
             raise PermissionError("not_yours")
+        approvers = await _approvers(conn)
+        done = await _caused_by(conn, "request.amended", inbox_id, actor.id, request_id)
+        if done is not None:
+            earlier = _approver_of(approvers, done[1].get("approver_id"))
+            if earlier is not None and done[1].get("revision") is not None:
+                return Submitted(request_id, int(done[1]["revision"]), earlier)
         if row.status not in OPEN_STATUSES:
             raise LookupError(row.status)
         total = total_of(lines, row.currency)
-        approver = choose_approver(await _approvers(conn), requester_id=actor.id, site=site, total=total)
+        approver = choose_approver(approvers, requester_id=actor.id, site=site, total=total)
         revision = row.revision + 1
         await conn.execute(
             update(purchase_requests)
