@@ -7,7 +7,8 @@
            -> start_approval -> supersede_approval -> resume_approval -> retry_fulfilment (effect nodes, each only
               when the turn has effects of its kind; see nodes.effects)
 
-Every message of a turn is routed deterministically; the LLM node runs at most once per turn. Compiled
+Every message of a turn is routed deterministically; the LLM node runs at most once per turn. Synchronous nodes
+and routers run on the event loop (:func:`graphs.inline.inline`), not in LangGraph's thread pool. Compiled
 without a checkpointer for Studio and tests; the worker compiles ``builder`` with the Postgres checkpointer.
 """
 
@@ -17,6 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from graphs.context import Context
+from graphs.inline import inline
 from graphs.state import State
 from nodes.commands import answer_catalog, handle_command
 from nodes.decisions import handle_button, handle_reason
@@ -51,7 +53,7 @@ def route_model(state: State, runtime: Runtime[Context]) -> Literal["call_model"
 
 
 builder = StateGraph(State, context_schema=Context)
-builder.add_node("ingest", ingest)
+builder.add_node("ingest", inline(ingest))
 builder.add_node("handle_button", handle_button)
 builder.add_node("handle_command", handle_command)
 builder.add_node("handle_confirmation", handle_confirmation)
@@ -62,7 +64,7 @@ builder.add_node("answer_ticket", answer_ticket)
 builder.add_node("handle_media", handle_media)
 builder.add_node("interpret_text", interpret_text)
 builder.add_node("skip_message", skip_message)
-builder.add_node("after_messages", after_messages)
+builder.add_node("after_messages", inline(after_messages))
 builder.add_node("call_model", call_model)
 builder.add_node("respond", respond)
 builder.add_node("start_approval", start_approval)
@@ -74,13 +76,13 @@ builder.add_edge(START, "ingest")
 # The router's destinations are named here: its State annotation is a type-only import in nodes, so LangGraph
 # cannot read them from its return type.
 ROUTES: list[str] = [*HANDLERS, "after_messages"]
-builder.add_conditional_edges("ingest", route_next, ROUTES)
+builder.add_conditional_edges("ingest", inline(route_next), ROUTES)
 for handler in HANDLERS:
-    builder.add_conditional_edges(handler, route_next, ROUTES)
-builder.add_conditional_edges("after_messages", route_model, ["call_model", "respond"])
+    builder.add_conditional_edges(handler, inline(route_next), ROUTES)
+builder.add_conditional_edges("after_messages", inline(route_model), ["call_model", "respond"])
 builder.add_edge("call_model", "respond")
 for name in ("respond", *EFFECT_NODES):
-    builder.add_conditional_edges(name, route_effects_after(name), [*effects_after(name), END])
+    builder.add_conditional_edges(name, inline(route_effects_after(name)), [*effects_after(name), END])
 
 graph = builder.compile(name="procurement")
 
