@@ -15,6 +15,11 @@ from typing_extensions import TypedDict  # pydantic (LangGraph API schemas) need
 
 #: Hard cap on the stored conversation window (the LLM sees the last ``CONTEXT_WINDOW_MESSAGES`` of it).
 WINDOW_CAP = 40
+#: Characters of a window entry kept once the window moves on: the LLM intake shows at most the first
+#: ``nodes.llm_intake.WINDOW_CHARS`` (80) of an earlier user message and none of our replies, so the checkpoint
+#: keeps no more. The turn's own user messages stay whole until its replies are appended (the intake reads them
+#: whole, before ``respond``).
+WINDOW_TEXT_CHARS = 120
 
 
 class LineDict(TypedDict):
@@ -210,9 +215,19 @@ class ApprovalAnswer(TypedDict):
     reason: NotRequired[str | None]
 
 
+def _short(entry: WindowEntry) -> WindowEntry:
+    text = entry["text"]
+    return entry if len(text) <= WINDOW_TEXT_CHARS else {"role": entry["role"], "text": text[:WINDOW_TEXT_CHARS]}
+
+
 def window_reducer(left: list[WindowEntry] | None, right: list[WindowEntry] | None) -> list[WindowEntry]:
-    """Append new window entries and keep the last :data:`WINDOW_CAP`."""
-    return ((left or []) + (right or []))[-WINDOW_CAP:]
+    """Append new window entries and keep the last :data:`WINDOW_CAP`.
+
+    Entries already in the window are cut to :data:`WINDOW_TEXT_CHARS` characters, and so are new replies
+    (``assistant`` entries, which no reader shows); new ``user`` entries are kept whole until the next append.
+    """
+    new = [e if e.get("role") == "user" else _short(e) for e in (right or [])]
+    return ([_short(e) for e in (left or [])] + new)[-WINDOW_CAP:]
 
 
 class State(TypedDict, total=False):
