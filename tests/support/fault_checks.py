@@ -108,6 +108,49 @@ def _visible(body: dict[str, Any]) -> str:
     return str(body.get("text") or "")
 
 
+def attribute(out_rows: list[dict[str, Any]], requests: list[Any]) -> tuple[dict[str, int], int]:
+    """Count the sends the provider received per outbox key.
+
+    Args:
+        out_rows: outbox rows (``idempotency_key``, ``to``, ``body``, ``provider_message_id``).
+        requests: the stand-in's :class:`~sandboxes.whatsapp.meta_graph_api.RecordedRequest` list; only message
+            sends it answered 200 count (not read receipts, not refused sends).
+
+    Returns:
+        ``(per_key, unattributed)``: sends per key (0 = never received), and sends that match no key at all.
+        A send is matched by its ``biz_opaque_callback_data`` (our key), else by the provider id the outbox
+        recorded, else (an answer never recorded) by recipient and text: first to a key not yet received
+        (the lost answer of its only send), else to the first such key (a second send).
+    """
+    per_key: dict[str, int] = {r["idempotency_key"]: 0 for r in out_rows}
+    by_pmid = {r["provider_message_id"]: r["idempotency_key"] for r in out_rows if r["provider_message_id"]}
+    by_text: dict[tuple[str, str], list[str]] = {}
+    for r in out_rows:
+        by_text.setdefault((r["to"].lstrip("+"), _visible(r["body"])), []).append(r["idempotency_key"])
+    orphans: list[tuple[str, str]] = []
+    for req in requests:
+        if not (req.is_message_send and req.status == 200):
+            continue
+        msg, answer = req.json, req.response or {}
+        wamid = ((answer.get("messages") or [{}])[0]).get("id")
+        key = msg.get("biz_opaque_callback_data") or by_pmid.get(wamid)
+        if key in per_key:
+            per_key[key] += 1
+        else:
+            orphans.append((str(msg.get("to", "")).lstrip("+"), body_of(msg)))
+    unattributed = 0
+    for to, text in orphans:
+        candidates = by_text.get((to, text), [])
+        unsent = [k for k in candidates if per_key[k] == 0]
+        if unsent:
+            per_key[unsent[0]] += 1
+        elif candidates:
+            per_key[candidates[0]] += 1
+        else:
+            unattributed += 1
+    return per_key, unattributed
+
+
 def ledger(database_url: str, graph: Any, wamids: set[str]) -> Ledger:
     """Read the stack's state now (a fresh connection each time: the database may have restarted).
 
@@ -123,36 +166,10 @@ def ledger(database_url: str, graph: Any, wamids: set[str]) -> Ledger:
         ).fetchall()
         turn_rows = conn.execute("SELECT id, status FROM turns").fetchall()
         out_rows = conn.execute(
-            'SELECT idempotency_key, turn_id, "to", body, provider_message_id FROM outbound_messages '
-            "WHERE turn_id IS NOT NULL"
+            'SELECT idempotency_key, turn_id, "to", body, provider_message_id FROM outbound_messages'
         ).fetchall()
-    per_key: dict[str, int] = {r["idempotency_key"]: 0 for r in out_rows}
-    by_pmid = {r["provider_message_id"]: r["idempotency_key"] for r in out_rows if r["provider_message_id"]}
-    by_text: dict[tuple[str, str], list[str]] = {}
-    for r in out_rows:
-        by_text.setdefault((r["to"].lstrip("+"), _visible(r["body"])), []).append(r["idempotency_key"])
-    orphans: list[tuple[str, str]] = []
-    for req in graph.requests:
-        if not (req.is_message_send and req.status == 200):
-            continue
-        msg, answer = req.json, req.response or {}
-        wamid = ((answer.get("messages") or [{}])[0]).get("id")
-        key = msg.get("biz_opaque_callback_data") or by_pmid.get(wamid)
-        if key in per_key:
-            per_key[key] += 1
-        else:
-            orphans.append((str(msg.get("to", "")).lstrip("+"), body_of(msg)))
-    unattributed = 0
-    for to, text in orphans:  # answered by the provider, never recorded: a lost answer, or a second send
-        candidates = by_text.get((to, text), [])
-        unsent = [k for k in candidates if per_key[k] == 0]
-        if unsent:
-            per_key[unsent[0]] += 1
-        elif candidates:
-            per_key[candidates[0]] += 1
-        else:
-            unattributed += 1
-    keyed_turns = Counter(r["turn_id"] for r in out_rows)
+    per_key, unattributed = attribute(out_rows, graph.requests)
+    keyed_turns = Counter(r["turn_id"] for r in out_rows if r["turn_id"] is not None)
     status = Counter(r["status"] for r in turn_rows)
     seen = {r["provider_message_id"] for r in inbox_rows}
     return Ledger(
