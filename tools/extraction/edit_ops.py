@@ -89,4 +89,8 @@ _BACK_RE = re.compile(r"^(?:put|bring|add)\s+(?:back\s+(?P<a>.+)|(?P<b>.+?)\s+ba
 
 
 # A correction that comes first: "sorry not 85a, it's 26a" reads as "it's 26a not 85a".
-_NOT_FIRST_RE = re.compile(r"^\s*(?:(?:no|sorry|oops|actually|wait|oh)[,\s]+)*not\s+([^,]+),\s*(.+)$")
+# "not 26a, 26x", "si mbili, ni tatu", "sio 2 ni 3" ("not two, (it) is three"): the thing negated comes first
+_NOT_FIRST_RE = re.compile(
+    r"^\s*(?:(?:no|sorry|oops|actually|wait|oh|hapana|samahani)[,\s]+)*(?:not|si|sio|siyo)\s+([^,]+?)"
+    r"(?:\s*,\s*(?:(?:ni|it'?s|it\s+is|but|bali)\s+)?|\s+(?:ni|bali)\s+)(.+)$"
+)

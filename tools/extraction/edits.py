@@ -71,6 +71,14 @@ def _edit_size_choice(words: list[str], draft: list[Line], catalog: CatalogIndex
     return chosen if len(chosen) == 1 else None
 
 
+def _unchanged_amount(words: list[str], draft: list[Line]) -> bool:
+    """Whether the words say an amount stays ("still 4", "bado 4", "same 4"): equal to a line's own amount."""
+    if words[:1] not in (["still"], ["bado"], ["same"]) or len(words) < 2:
+        return False
+    number = _number_at(words, 1)
+    return number is not None and number[1] == len(words) - 1 and any(ln.quantity == number[0] for ln in draft)
+
+
 def parse_edits(
     text: str,
     draft_lines: list[Line],
@@ -135,6 +143,8 @@ def parse_edits(
             words = words[1:]  # "by monday, and make it 3 staplers"
         if _KEEP_REST_RE.match(" ".join(words)) or _is_statement(clause):
             continue  # "keep the rest", "we found one in the store": a reason, not a change
+        if _unchanged_amount(words, draft_lines):
+            continue  # "..., still 4": the amount the line already has stays
         parsed: list[Edit] | None = _edit_back(words, catalog)
         if parsed is None and previous == "add":
             parsed = _edit_count_of_added(words, edits, catalog)

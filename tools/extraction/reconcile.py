@@ -128,16 +128,17 @@ def _sibling_for(old: CatalogItem, new_words: list[str], catalog: CatalogIndex) 
     product = [t for t in tokens(old.name) if not has_digit(t)]  # the kind of thing, not its grade
     found = catalog.search(" ".join([*new_words, *product]), 12)
     siblings = [item for item, _ in found if item.sku != old.sku and _siblings(old, item)]
-    return _choose_among(" ".join(new_words), siblings)
+    return _choose_among(" ".join(new_words), siblings, context=old.name)  # what is not said stays as it was
 
 
 def _siblings(a: CatalogItem, b: CatalogItem) -> bool:
     """Two variants of one product (HP 26A / 26X, A4 / A3 paper, OPC 42.5N / PPC 32.5R cement).
 
-    Same category and unit, and similar non-code words, or the same leading product word (item masters name the
-    product first: ``CEMENT OPC ...`` / ``CEMENT PPC ...``).
+    Same category, and similar non-code words, or the same leading product word (item masters name the
+    product first: ``CEMENT OPC ...`` / ``CEMENT PPC ...``). The unit may differ: the same paint comes in 4 L
+    tins and 20 L buckets.
     """
-    if a.category != b.category or a.unit != b.unit:
+    if a.category != b.category:
         return False
     la = [t for t in tokens(a.name) if not re.search(r"\d", t)]
     lb = [t for t in tokens(b.name) if not re.search(r"\d", t)]

@@ -107,6 +107,9 @@ DRAFT = "12 boxes nitrile gloves medium and 10 boxes a4 paper and 40 bags cement
         ("reduce the paper by 2", [("set_quantity", 1, "ST-00112", "8")]),
         ("I said 15 gloves not 12", [("set_quantity", 0, "HC-00401", "15")]),
         ("make the cement 32.5", [("replace_item", 2, "CN-00202", "40")]),
+        ("si arobaini, ni hamsini", [("set_quantity", 2, "CN-00201", "50")]),  # "not forty, (it) is fifty"
+        ("sio 40 ni 45", [("set_quantity", 2, "CN-00201", "45")]),
+        ("not 10, it's 12 for the paper", [("set_quantity", 1, "ST-00112", "12")]),
     ],
 )
 def test_correction(message: str, expected: list[tuple[str, int, str | None, str | None]]) -> None:
@@ -175,3 +178,21 @@ def test_a_relative_size_that_picks_no_single_item_chooses_nothing() -> None:
     assert _choose_by_size("big or small", gloves) is None
     assert _choose_by_size("the blue ones", gloves) is None
     assert _choose_by_size("the big one", [SIZES.get("G-L"), SIZES.get("S-10")]) is None  # type: ignore[list-item]
+
+
+def test_a_variant_in_another_container_keeps_what_was_not_said() -> None:
+    """4 L tins -> "the 20 litre buckets, still 4": the white paint in buckets (not the cream), 4 of them."""
+    paints = CatalogIndex(
+        parse_catalog_csv(
+            "sku,name,unit,unit_price,currency,supplier,category\n"
+            "P-20W,PAINT EMULSION WHITE 20L BUCKET,BKT,54,USD,B,PAINTS\n"
+            "P-4W,PAINT EMULSION WHITE 4L TIN,TIN,12.5,USD,B,PAINTS\n"
+            "P-20C,PAINT EMULSION CREAM 20L BUCKET,BKT,54,USD,B,PAINTS\n"
+        )
+    )
+    draft = extract("4 tins white emulsion 4 litre", paints, now=NOW, sites=SITES).lines
+    assert [(ln.sku, str(ln.quantity)) for ln in draft] == [("P-4W", "4")]
+    edits = parse_edits("actually the 20 litre buckets, still 4", draft, paints, now=NOW, sites=SITES)
+    assert [(e.op, e.line.sku, str(e.line.quantity), e.line.unit) for e in edits if e.line] == [
+        ("replace_item", "P-20W", "4", "bkt")
+    ]
