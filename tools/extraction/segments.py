@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from core.domain import ExtractionResult, Line
-from tools.catalog import CatalogIndex
+from tools.catalog import CatalogIndex, singular, tokens
 from tools.catalog.attributes import item_attributes, text_attributes
 from tools.extraction.items import _corrected, _correction_cue, _line_for_item, _parse_item
 from tools.extraction.lexicon import (
@@ -16,6 +16,7 @@ from tools.extraction.lexicon import (
     _REMARK_MIN_WORDS,
     _REMARK_RE,
     CHECK_CONFIDENCE,
+    FREE_TEXT_CONFIDENCE,
     UNSPECIFIED_UNIT,
 )
 from tools.extraction.places import _find_date, _find_site
@@ -245,16 +246,50 @@ def extract(text: str, catalog: CatalogIndex, *, now: datetime, sites: Sequence[
     site, prepared = _find_site(prepared, sites, catalog.vocabulary)
     needed_by, prepared = _find_date(prepared, now, catalog)
     result = ExtractionResult(site=site, needed_by=needed_by)
+    said: list[list[str]] = []  # the words of each line's segment
     for seg in _segments(prepared, catalog):
         parsed = _parse_item(seg, catalog)
         if parsed is None:
             continue
         if parsed.line is not None:
             result.lines.append(parsed.line)
+            said.append(seg)
         if parsed.unresolved:
             result.unresolved.append(parsed.unresolved)
+    for k, free in _lesser_mentions(result.lines, said, catalog).items():
+        result.lines[k] = free
+        result.unresolved.append(free.description)
     result.lines = [_settled_by_neighbours(line, result.lines, catalog) for line in result.lines]
     return result
+
+
+def _lesser_mentions(lines: list[Line], said: list[list[str]], catalog: CatalogIndex) -> dict[int, Line]:
+    """Lines that reached the same item as another line of the message while naming less of it: free text.
+
+    "6 pillows and 12 pillow cases": both reach ``PILLOW CASE``; the pillow cases name all its product words,
+    the pillows do not, so the pillows are something else (a free-text line), never 18 pillow cases.
+    """
+    by_sku: dict[str, list[int]] = {}
+    for k, line in enumerate(lines):
+        if line.sku:
+            by_sku.setdefault(line.sku, []).append(k)
+    out: dict[int, Line] = {}
+    for sku, ks in by_sku.items():
+        item = catalog.get(sku)
+        if len(ks) < 2 or item is None:
+            continue
+        product = set(item_attributes(item).words)
+        named = {k: len(product & {singular(t) for t in tokens(" ".join(said[k]))}) for k in ks}
+        if max(named.values()) < len(product):
+            continue
+        for k in ks:
+            if named[k] < len(product):
+                qty, rest = _item_words(said[k], catalog)
+                words = " ".join(rest) or lines[k].description
+                unit = (qty.unit if qty is not None else None) or UNSPECIFIED_UNIT
+                value = qty.value if qty is not None else lines[k].quantity
+                out[k] = Line(description=words, quantity=value, unit=unit, confidence=FREE_TEXT_CONFIDENCE)
+    return out
 
 
 def _settled_by_neighbours(line: Line, lines: list[Line], catalog: CatalogIndex) -> Line:

@@ -166,7 +166,7 @@ SIZES = CatalogIndex(
 def test_an_answer_naming_a_size_chooses_among_the_candidates(
     request_text: str, answer: str, sku: str, quantity: str
 ) -> None:
-    """"20 litres" after "which bleach?" is the choice, not a new amount; "the big ones" is the largest offered."""
+    """ "20 litres" after "which bleach?" is the choice, not a new amount; "the big ones" is the largest offered."""
     draft = extract(request_text, SIZES, now=NOW, sites=SITES).lines
     assert draft[0].sku is None and len(draft[0].candidates) >= 2
     (edit,) = parse_edits(answer, draft, SIZES, now=NOW, sites=SITES)
@@ -196,3 +196,16 @@ def test_a_variant_in_another_container_keeps_what_was_not_said() -> None:
     assert [(e.op, e.line.sku, str(e.line.quantity), e.line.unit) for e in edits if e.line] == [
         ("replace_item", "P-20W", "4", "bkt")
     ]
+
+
+def test_a_mention_naming_less_of_an_item_another_mention_names_fully_is_something_else() -> None:
+    linen = CatalogIndex(parse_catalog_csv("sku,name,unit,unit_price\nL-1,PILLOW CASE WHITE 50X75CM,PCS,2.10\n"))
+    got = [
+        (ln.sku, str(ln.quantity)) for ln in extract("6 pillows and 12 pillow cases", linen, now=NOW, sites=SITES).lines
+    ]
+    assert got == [(None, "6"), ("L-1", "12")]  # never 18 pillow cases
+    got = [
+        (ln.sku, str(ln.quantity))
+        for ln in extract("12 pillow cases and 2 pillow cases", linen, now=NOW, sites=SITES).lines
+    ]
+    assert got == [("L-1", "12"), ("L-1", "2")]
