@@ -43,7 +43,7 @@ _FILLER_PHRASES: tuple[tuple[str, ...], ...] = tuple(
             "hi", "hello", "hey", "dear", "habari", "jambo", "good morning", "good afternoon", "good evening",
             "morning", "team", "sir", "madam", "boss", "guys", "all", "pls", "plz", "please", "kindly",
             "tafadhali", "naomba", "tunahitaji", "nahitaji", "tuma", "we need", "i need", "we will need",
-            "need", "needed", "we want", "i want", "want", "send", "send us", "us", "get", "get us", "me",
+            "need", "needs", "needed", "requires", "wants", "we want", "i want", "want", "send", "send us", "us", "get", "get us", "me",
             "order", "buy", "purchase", "procure", "bring", "supply", "provide", "deliver", "can you",
             "could you", "can we", "can i", "would like", "like", "we would like", "we'd like", "i'd like",
             "i would like", "we", "i", "require", "required", "requesting", "request", "for the office",

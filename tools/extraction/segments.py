@@ -127,7 +127,14 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
             prev_qty, prev_words = _item_words(out[-1], catalog)
             # "mabati gauge 28, 40 sheets": an amount alone counts the item named before it (also after a size
             # given alone: "lpg refill, 50kg, 1")
-            if qty is not None and not words and prev_words and (prev_qty is None or (prev_qty.kind == 5 != qty.kind)):
+            # ... and after a label: "room 204 needs bath towels, 6 pcs"
+            labelled = prev_qty is not None and _is_label(prev_qty, out[-1])
+            if (
+                qty is not None
+                and not words
+                and prev_words
+                and (prev_qty is None or labelled or (prev_qty.kind == 5 != qty.kind))
+            ):
                 out[-1] = _joined(piece, out[-1])
                 continue
             # "2 of the big toners, 26X", "the big one": a grade, colour or size word alone describes that item
@@ -150,6 +157,11 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
                 continue
         out.append(piece)
     return out
+
+
+def _is_label(qty: _Qty, toks: list[str]) -> bool:
+    """A number after a noun with no unit ("room 204", "grade 4"): it labels a place or group, it counts nothing."""
+    return qty.kind in (3, 4) and qty.unit is None and qty.start > 0 and toks[qty.start - 1].isalpha()
 
 
 _SIZE_UNITS = frozenset({"kg", "g", "ton", "litre", "ml", "m", "cm", "mm"})

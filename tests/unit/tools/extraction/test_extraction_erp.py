@@ -64,6 +64,7 @@ def lines(text: str) -> list[tuple[str | None, str, str]]:
         ("2 and a half tonnes cement 42.5", [("CN-00201", "50", "bag")]),
         ("48 x 500ml water", [("HS-00301", "2", "pkt")]),  # a count of things of the item's size: bottles
         ("4 500ml water packs", [("HS-00301", "4", "pkt")]),  # a unit word says the packs are counted
+        ("room 12 needs nitrile gloves medium, 3 boxes", [("HC-00401", "3", "box")]),  # "room 12" labels
     ],
 )
 def test_request(message: str, expected: list[tuple[str | None, str, str]]) -> None:
