@@ -213,13 +213,30 @@ class TurnRunner:
     async def _run_claimed(self, provider: str, chat_id: str, turn_id: int, messages: list[dict[str, Any]]) -> None:
         s = self.s
         channel = s.channels[provider]
+        # The read receipt (and typing indicator) goes out while the turn runs; it has completed before any reply
+        # is sent, so the order the person sees is unchanged, but its provider round trip no longer delays the reply.
+        read = asyncio.create_task(self._mark_read(channel, messages))
+        try:
+            await self._answer(provider, chat_id, turn_id, messages, read)
+        finally:
+            await read  # never raises (best effort)
+
+    @staticmethod
+    async def _mark_read(channel: Any, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        try:
+            await channel.mark_read(messages[-1]["provider_message_id"], typing=True)
+        except Exception as exc:  # best effort: a missing read receipt must not stop the reply
+            log.info("mark_read failed: %s", exc)
+
+    async def _answer(
+        self, provider: str, chat_id: str, turn_id: int, messages: list[dict[str, Any]], read: asyncio.Task[None]
+    ) -> None:
+        s = self.s
         user = await get_user(s.engine, wa_id=messages[0].get("sender") or chat_id)
-        if messages:
-            try:
-                await channel.mark_read(messages[-1]["provider_message_id"], typing=True)
-            except Exception as exc:  # best effort: a missing read receipt must not stop the reply
-                log.info("mark_read failed: %s", exc)
         if user is None:  # one reply per chat per window; the messages keep only ids and type
+            await read
             await answer_unknown_sender(
                 s.engine, s.channels, provider, chat_id, turn_id, window_hours=s.settings.UNKNOWN_SENDER_REPLY_HOURS
             )
@@ -239,6 +256,7 @@ class TurnRunner:
         else:
             result = await self._invoke({"inbound": messages, "turn_id": turn_id}, config, ctx)
         graph_ms = int((time.perf_counter() - started) * 1000)
+        await read
         await outbox.send_outbox(s.engine, s.channels, provider, turn_id, list(result.get("outbound") or []))
         await finish_turn(s.engine, turn_id, graph_ms=graph_ms)
 
