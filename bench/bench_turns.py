@@ -100,10 +100,18 @@ async def checkpoint_bytes(engine: Any) -> int:
     return total
 
 
-async def reset(engine: Any) -> None:
-    """Empty what a run writes (users and catalogue stay)."""
+async def reset(engine: Any, redis_url: str) -> None:
+    """Empty what a run writes (users and catalogue stay), and Redis: queued jobs and kept results of an earlier
+    run would share job ids with this run's (``turn:<chat>:<inbox id>``, ids restart) and stop them being enqueued.
+    """
+    import redis.asyncio as aioredis
     from sqlalchemy import text
 
+    r = aioredis.from_url(redis_url)
+    try:
+        await r.flushdb()
+    finally:
+        await r.aclose()
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -277,7 +285,7 @@ async def run_once(
     """One measured run with ``workers`` worker processes; returns its figures."""
     from sqlalchemy import text
 
-    await reset(engine)
+    await reset(engine, env["REDIS_URL"])
     stand_in.reset()
     procs = start_workers(workers, env, args.profile_worker)
     try:
@@ -419,7 +427,7 @@ async def main() -> None:
         port = free_port()
         web = start_uvicorn("bench.apps:webhook", port, env)
         wait_http(f"http://127.0.0.1:{port}/healthz")
-        await reset(engine)
+        await reset(engine, svc.redis_url)
         trips = await round_trips(env, f"http://127.0.0.1:{port}", stand_in, args.count_chats, args.burst)
         print("per turn, in-process: " + ", ".join(f"{k} {v:.1f}" for k, v in trips.items()), flush=True)
         runs = []
