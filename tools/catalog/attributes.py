@@ -361,6 +361,11 @@ def _measure_conflict(query: tuple[Measure, ...], item: tuple[Measure, ...]) -> 
     return False
 
 
+def _squared(measure: Measure, item: ItemAttributes) -> bool:
+    """Whether a length said ("2.5mm") is the item's cross-section written squared ("2.5MM2" = 2.5 mm²)."""
+    return f"{measure.value.normalize():f}{measure.unit}2" in item.grades
+
+
 def conflicts(query: ItemAttributes, item: ItemAttributes) -> list[str]:
     """Attributes of the text that the item contradicts.
 
@@ -373,7 +378,7 @@ def conflicts(query: ItemAttributes, item: ItemAttributes) -> list[str]:
     out: list[str] = []
     if query.colours and item.colours and not (query.colours & item.colours):
         out.append("colour")
-    if _measure_conflict(query.measures, item.measures):
+    if _measure_conflict(tuple(q for q in query.measures if not _squared(q, item)), item.measures):
         out.append("measure")
     if query.grades and item.grades and any(not any(grade_matches(q, g) for g in item.grades) for q in query.grades):
         out.append("grade")
@@ -391,6 +396,7 @@ def agreements(query: ItemAttributes, item: ItemAttributes) -> list[str]:
     out += ["measure" for q in query.measures if any(m.dimension == q.dimension and m.base == q.base
                                                      for m in item.measures)]  # fmt: skip
     out += ["grade" for q in query.grades if any(grade_matches(q, g) for g in item.grades)]
+    out += ["grade" for q in query.measures if _squared(q, item)]
     if query.pack is not None and item.pack is not None and query.pack.container not in ("piece", "dozen"):
         if query.pack.container == item.pack.container:
             out.append("container")  # "detergent jerrycan" -> the item sold by the jerrycan

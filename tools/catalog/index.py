@@ -72,6 +72,7 @@ SEMANTIC_TOP = 30
 _LIGHT = 0.25  # weight share of numbers and pack words in coverage
 
 _LEADING = re.compile(r"^\d+(?:\.\d+)?")
+_SQUARED = re.compile(r"\d+(?:\.\d+)?(?:mm|cm|m)2")
 
 
 @dataclass(slots=True)
@@ -178,6 +179,8 @@ class CatalogIndex:
             unit = _UNIT_TAIL.search(v)
             if unit and is_code(v[: unit.start()]):
                 self._code_lead.setdefault(v[: unit.start()], []).append(v)  # "90x110" names "90x110cm"
+            if _SQUARED.fullmatch(v):
+                self._code_lead.setdefault(v[:-1], []).append(v)  # "2.5mm" names cable of "2.5mm2" (mm²)
         self._credit_cache: dict[str, dict[str, float]] = {}
         self._embedder: Embedder | None = None
         if embed is not None:

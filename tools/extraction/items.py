@@ -30,6 +30,8 @@ from tools.extraction.quantities import _item_words
 from tools.extraction.reconcile import _better, _choose_among, _reconcile
 from tools.extraction.units import UNIT_ALIASES, catalog_unit, convert, normalize_unit, pack_size, tidy
 
+# Lowest score at which a counted unit that an item's pack holds lets that item be offered for checking.
+_INNER_UNIT_MIN = 40.0
 # A brand word with more items than this, and nothing else to narrow them, names no item in particular.
 _BRAND_CHOICES = 5
 
@@ -108,6 +110,8 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
                 result, query = spelled, " ".join(expanded)  # "3 boxes of ORS": ORAL REHYDRATION SALTS
     if result.status == "none":
         result = _by_brand(rest, catalog)  # "unga 2kg": the 2 kg flour of the supplier UNGA LTD
+    if result.status == "none" and qty is not None and qty.unit is not None:
+        result = _by_inner_unit(query, qty.unit, catalog)  # "40 rolls toilet paper": a pack of rolls
     tail = getattr(toks, "tail", ())
     if statement and result.status != "match":
         return None  # "we are 14 in the workshop": a fact may name an item outright, never start a question
@@ -352,6 +356,19 @@ def _by_brand(words: list[str], catalog: CatalogIndex) -> MatchResult:
     if not items or len(items) > _BRAND_CHOICES:
         return MatchResult("none")
     return MatchResult("ambiguous", tuple((item, float(CANDIDATE_MIN)) for item in items))
+
+
+def _by_inner_unit(query: str, unit: str, catalog: CatalogIndex) -> MatchResult:
+    """The one near item packing what the person counted ("rolls" of ``TISSUE TOILET - PKT 10 ROLLS``), to check.
+
+    Words that fall a little short of a candidate still name it when the unit counted is what that item's pack
+    holds and no other item near it packs the same; the line is shown for checking, never a sure match.
+    """
+    near = [(item, score) for item, score in catalog.search(query, 8) if score >= _INNER_UNIT_MIN]
+    packing = [(item, score) for item, score in near if (pack := pack_size(item)) is not None and pack.unit == unit]
+    if len(packing) != 1 or unit == catalog_unit(packing[0][0]):
+        return MatchResult("none")
+    return MatchResult("ambiguous", (packing[0],))
 
 
 def _expand_acronyms(words: list[str], catalog: CatalogIndex) -> list[str]:

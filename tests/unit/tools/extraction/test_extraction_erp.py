@@ -65,6 +65,7 @@ def lines(text: str) -> list[tuple[str | None, str, str]]:
         ("48 x 500ml water", [("HS-00301", "2", "pkt")]),  # a count of things of the item's size: bottles
         ("4 500ml water packs", [("HS-00301", "4", "pkt")]),  # a unit word says the packs are counted
         ("room 12 needs nitrile gloves medium, 3 boxes", [("HC-00401", "3", "box")]),  # "room 12" labels
+        ("40 rolls toilet paper", [("HS-00330", "4", "pkt")]),  # the rolls the pack holds name it (to check)
     ],
 )
 def test_request(message: str, expected: list[tuple[str | None, str, str]]) -> None:
@@ -210,3 +211,18 @@ def test_a_mention_naming_less_of_an_item_another_mention_names_fully_is_somethi
         for ln in extract("12 pillow cases and 2 pillow cases", linen, now=NOW, sites=SITES).lines
     ]
     assert got == [("L-1", "12"), ("L-1", "2")]
+
+
+def test_a_length_said_is_the_cross_section_an_item_writes_squared() -> None:
+    """People write "2.5mm" for cable sold as "2.5MM2" (mm²); it is no 2.5 mm length against the 100 m roll."""
+    cables = CatalogIndex(
+        parse_catalog_csv(
+            "sku,name,unit,unit_price\n"
+            "C-25,CABLE TWIN AND EARTH 2.5MM2 - 100M ROLL,ROLL,85\nC-15,CABLE TWIN AND EARTH 1.5MM2 - 100M ROLL,ROLL,58\n"
+        )
+    )
+    got = [
+        (ln.sku, str(ln.quantity), ln.unit)
+        for ln in extract("200m of 2.5mm twin and earth cable", cables, now=NOW, sites=SITES).lines
+    ]
+    assert got == [("C-25", "2", "roll")]
