@@ -1,7 +1,8 @@
 """The procurement graph's own time per turn with the Postgres checkpointer (no LLM), and checkpoint bytes.
 
 Replays the demo conversation (burst, ambiguity, pick, correction, confirm, approval) for many chats through
-the compiled graphs exactly as the worker runs them (AsyncPostgresSaver on a pool), timing each ``ainvoke``.
+the compiled graphs exactly as the worker runs them (AsyncPostgresSaver on a pool, the worker's checkpoint
+durability ``server.worker.turns.DURABILITY``), timing each ``ainvoke``.
 Baseline in the same run: the same turns with an in-memory checkpointer. Targets: p95 <= 150 ms per turn with
 Postgres; checkpoint bytes written per turn < 20 KB.
 
@@ -48,6 +49,7 @@ async def run(chats: int, saver_kind: str, engine: Any, catalog: Any, pool: Any,
 
     from graphs import procurement
     from graphs.context import Context
+    from server.worker.turns import DURABILITY
 
     saver = AsyncPostgresSaver(pool) if saver_kind == "postgres" else InMemorySaver()
     graph = procurement.builder.compile(checkpointer=saver)
@@ -69,7 +71,7 @@ async def run(chats: int, saver_kind: str, engine: Any, catalog: Any, pool: Any,
             n += 1
             msgs = [msg(item, user.wa_id, n * 10 + i) for i, item in enumerate(turn)]
             t0 = time.perf_counter()
-            await graph.ainvoke({"inbound": msgs, "turn_id": n}, cfg, context=ctx)
+            await graph.ainvoke({"inbound": msgs, "turn_id": n}, cfg, context=ctx, durability=DURABILITY)
             times.append(time.perf_counter() - t0)
         if saver_kind == "postgres":
             async with engine.connect() as conn:
