@@ -13,6 +13,7 @@ from core.domain import CatalogItem, Line
 from tools.catalog import CANDIDATE_MIN, MATCH_MIN, CatalogIndex, MatchResult, singular, tokens
 from tools.catalog.attributes import agreements, item_attributes, text_attributes
 from tools.catalog.brands import brand_items
+from tools.catalog.glossary import translated
 from tools.extraction.lexicon import (
     _CHATTER_MAX,
     _NUM_RE,
@@ -26,7 +27,7 @@ from tools.extraction.lexicon import (
     NOT_CONVERTED_MAX,
     UNSPECIFIED_UNIT,
 )
-from tools.extraction.quantities import _item_words
+from tools.extraction.quantities import _item_words, _Qty
 from tools.extraction.reconcile import _better, _choose_among, _reconcile
 from tools.extraction.units import UNIT_ALIASES, catalog_unit, convert, normalize_unit, pack_size, tidy
 
@@ -102,6 +103,12 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     if not tokens(query) or all(t in _REFERENCE_WORDS for t in rest):
         return None
     result = catalog.match(query)
+    if result.status != "match":
+        spoken = translated(rest, catalog.vocabulary)  # "simiti 42.5" -> "cement 42.5", "rangi nyeupe"
+        if spoken != rest:
+            heard = catalog.match(" ".join(spoken))
+            if _better(heard, result):
+                result, query, rest = heard, " ".join(spoken), spoken
     if result.status == "none":
         expanded = _expand_acronyms(rest, catalog)
         if expanded != rest:
@@ -203,9 +210,7 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     if statement:
         return None
     # "room 12", "grade 4": a number after a noun with no unit labels it; it does not count a free-text item
-    label = (
-        qty is not None and qty.kind in (3, 4) and qty.unit is None and qty.start > 0 and toks[qty.start - 1].isalpha()
-    )
+    label = qty is not None and _is_label(qty, toks)
     if qty is not None and not label and not (qty.unit is None and toks[qty.start] in ("a", "an") and qty.start > 0):
         return _ItemParse(
             Line(
@@ -219,6 +224,20 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     if any(len(t) >= 4 for t in rest):
         return _ItemParse(None, unresolved=query)
     return None
+
+
+def _is_label(qty: _Qty, toks: list[str]) -> bool:
+    """A number in digits after a noun, with no unit ("room 204", "grade 4"): it labels, it counts nothing.
+
+    Number words are counts wherever they stand: Swahili puts them after the noun ("helmet kumi na mbili").
+    """
+    return (
+        qty.kind in (3, 4)
+        and qty.unit is None
+        and qty.start > 0
+        and toks[qty.start - 1].isalpha()
+        and toks[qty.start][:1].isdigit()
+    )
 
 
 def _is_plural(word: str) -> bool:

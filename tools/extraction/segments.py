@@ -9,7 +9,7 @@ from datetime import datetime
 from core.domain import ExtractionResult, Line
 from tools.catalog import CatalogIndex, singular, tokens
 from tools.catalog.attributes import item_attributes, text_attributes
-from tools.extraction.items import _corrected, _correction_cue, _line_for_item, _parse_item
+from tools.extraction.items import _corrected, _correction_cue, _is_label, _line_for_item, _parse_item
 from tools.extraction.lexicon import (
     _BULLET_RE,
     _REFERENCE_WORDS,
@@ -135,7 +135,12 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
                 and prev_words
                 and (prev_qty is None or labelled or (prev_qty.kind == 5 != qty.kind))
             ):
-                out[-1] = _joined(piece, out[-1])
+                before = out[-1]
+                if labelled and prev_qty is not None:  # the place it is for is no part of the item's name
+                    before = _Seg([*before[: prev_qty.start - 1], *before[prev_qty.end :]])
+                    before.statement = getattr(out[-1], "statement", False)
+                    before.tail = getattr(out[-1], "tail", ())
+                out[-1] = _joined(piece, before)
                 continue
             # "2 of the big toners, 26X", "the big one": a grade, colour or size word alone describes that item
             if (qty is not None and qty.unit is None and words and prev_words and all(w in _POINTERS for w in words)
@@ -157,11 +162,6 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
                 continue
         out.append(piece)
     return out
-
-
-def _is_label(qty: _Qty, toks: list[str]) -> bool:
-    """A number after a noun with no unit ("room 204", "grade 4"): it labels a place or group, it counts nothing."""
-    return qty.kind in (3, 4) and qty.unit is None and qty.start > 0 and toks[qty.start - 1].isalpha()
 
 
 _SIZE_UNITS = frozenset({"kg", "g", "ton", "litre", "ml", "m", "cm", "mm"})

@@ -66,6 +66,10 @@ def lines(text: str) -> list[tuple[str | None, str, str]]:
         ("4 500ml water packs", [("HS-00301", "4", "pkt")]),  # a unit word says the packs are counted
         ("room 12 needs nitrile gloves medium, 3 boxes", [("HC-00401", "3", "box")]),  # "room 12" labels
         ("40 rolls toilet paper", [("HS-00330", "4", "pkt")]),  # the rolls the pack holds name it (to check)
+        # Swahili and trade words through the bundled glossary (tools/catalog/glossary.tsv)
+        ("mifuko kumi ya simiti 42.5", [("CN-00201", "10", "bag")]),
+        ("nataka helmet za njano kumi na mbili", [("CN-00230", "12", "pcs")]),
+        ("sukari pakiti sita", [("HS-00340", "6", "pkt")]),
     ],
 )
 def test_request(message: str, expected: list[tuple[str | None, str, str]]) -> None:
