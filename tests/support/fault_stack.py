@@ -48,7 +48,7 @@ def wa_id(n: int) -> str:
 
 
 class CountingGraphAPI(GraphAPIStandIn):
-    """The Graph API stand-in, counting message requests in flight (a kill can then land during a send)."""
+    """The Graph API stand-in, counting message sends in flight (a kill can then land during a send)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,17 +56,26 @@ class CountingGraphAPI(GraphAPIStandIn):
         self._flight_lock = threading.Lock()
 
     async def _messages(self, request: Any) -> Any:
+        try:  # a message send, not a read receipt (``{"status": "read"}``)
+            counted = "status" not in json.loads(await request.body())
+        except (ValueError, TypeError):
+            counted = False
         with self._flight_lock:
-            self.in_flight += 1
+            self.in_flight += counted
         try:
             return await super()._messages(request)
         finally:
             with self._flight_lock:
-                self.in_flight -= 1
+                self.in_flight -= counted
 
     def slow_sends(self, seconds: float, n: int = 100_000) -> None:
         """Answer the next ``n`` requests after ``seconds`` (the message still counts as sent when answered)."""
         self.slow_next(n, seconds)
+
+    def fast(self) -> None:
+        """Answer at once again (requests already waiting keep their delay)."""
+        with self._lock:
+            self._delays.clear()
 
 
 class RedeliveredStatusWebhooks(StatusWebhooks):
