@@ -24,8 +24,8 @@ EVALS_DIR = Path(__file__).resolve().parent
 DATASETS_DIR = EVALS_DIR / "datasets"
 
 #: The suites, in table order; ``--dataset`` also accepts any other ``<name>.jsonl`` in the datasets folder.
-#: ``unseen_dev``, ``unseen_dev2`` (other trades) and ``unseen_dev3`` (written independently) are for tuning;
-#: ``unseen_test`` is held out (never read while tuning) and gates CI.
+#: ``unseen_dev``, ``unseen_dev2`` (other trades), ``unseen_dev3`` and ``unseen_dev4`` (written independently) are
+#: for tuning; ``unseen_test`` is held out (never read while tuning) and gates CI.
 DATASET_NAMES: tuple[str, ...] = (
     "clean",
     "messy",
@@ -34,6 +34,7 @@ DATASET_NAMES: tuple[str, ...] = (
     "unseen_dev",
     "unseen_dev2",
     "unseen_dev3",
+    "unseen_dev4",
     "unseen_test",
 )
 
