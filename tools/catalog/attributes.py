@@ -282,6 +282,8 @@ def _parse(text: str, unit: str | None) -> ItemAttributes:
             if nxt is not None and nxt.kind == "word" and nxt.text in GRADE_NOUNS:
                 grades.add(tok.text + nxt.text)  # "28 GAUGE" -> "28gauge"
                 nxt.used = True
+            elif prev is not None and prev.kind == "word" and prev.text in GRADE_NOUNS:
+                grades.add(tok.text + prev.text)  # "GAUGE 28" -> "28gauge", as "28 GAUGE"
             elif prev is not None and prev.kind == "word" and prev.text in SIZE_WORDS:
                 grades.add(tok.text)  # "SIZE 42"
             elif "." in tok.text:

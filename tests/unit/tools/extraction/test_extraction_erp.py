@@ -230,3 +230,15 @@ def test_a_length_said_is_the_cross_section_an_item_writes_squared() -> None:
         for ln in extract("200m of 2.5mm twin and earth cable", cables, now=NOW, sites=SITES).lines
     ]
     assert got == [("C-25", "2", "roll")]
+
+
+def test_a_grade_noun_before_its_number_is_the_same_grade() -> None:
+    sheets = CatalogIndex(
+        parse_catalog_csv(
+            "sku,name,unit,unit_price\nS-30,IRON SHEET GAUGE 30 3M,PCS,9.9\nS-28,IRON SHEET GAUGE 28 3M,PCS,12.4\n"
+        )
+    )
+    for text in ("mabati gauge 28, 40 pieces", "iron sheets 28 gauge x 40"):
+        assert [(ln.sku, str(ln.quantity)) for ln in extract(text, sheets, now=NOW, sites=SITES).lines] == [
+            ("S-28", "40")
+        ]
