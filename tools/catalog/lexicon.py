@@ -80,7 +80,7 @@ MEASURES: dict[str, tuple[str, str, Decimal]] = {
     **dict.fromkeys(["v", "volt", "volts"], ("v", "voltage", Decimal(1))),
     **dict.fromkeys(["kva"], ("kva", "kva", Decimal(1))),
     **dict.fromkeys(["mah"], ("mah", "charge", Decimal(1))),
-    **dict.fromkeys(["gb"], ("gb", "data", Decimal(1))),
+    **dict.fromkeys(["gb", "gig", "gigs"], ("gb", "data", Decimal(1))),
     **dict.fromkeys(["tb"], ("tb", "data", Decimal(1000))),
     **dict.fromkeys(["page", "pages", "pgs", "pp"], ("page", "page", Decimal(1))),
     **dict.fromkeys(["micron", "microns", "mic"], ("micron", "thickness", Decimal(1))),
@@ -110,5 +110,5 @@ COLOURS: dict[str, str] = {
 
 SIZE_WORDS = frozenset({"size", "sz", "no", "number", "#"})
 # Nouns after a number that make it a grade ("28 GAUGE", "3 PLY", "12 AWG").
-GRADE_NOUNS = frozenset({"gauge", "ga", "swg", "awg", "ply"})
+GRADE_NOUNS = frozenset({"gauge", "ga", "swg", "awg", "ply", "iso", "sae"})
 FILLER = STOPWORDS | {"per", "x", "-", "pkg"}

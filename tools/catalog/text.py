@@ -20,7 +20,10 @@ _LETTER = re.compile(r"[a-z]")
 _KEEP_PUNCT = re.compile(r"(?<=\d)([./-])(?=\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
-_IRREGULAR = {"mice": "mouse", "knives": "knife", "leaves": "leaf", "feet": "foot", "teeth": "tooth"}
+_IRREGULAR = {
+    "mice": "mouse", "knives": "knife", "leaves": "leaf", "feet": "foot", "teeth": "tooth", "loaves": "loaf",
+    "halves": "half", "shelves": "shelf", "wives": "wife", "calves": "calf",
+}  # fmt: skip
 
 
 def singular(word: str) -> str:
@@ -43,7 +46,8 @@ def singular(word: str) -> str:
 
 _SIZE_UNITS = {
     "g": "g", "gr": "g", "gram": "g", "grams": "g", "kg": "kg", "kgs": "kg", "ml": "ml", "l": "l", "ltr": "l",
-    "litre": "l", "litres": "l", "liter": "l", "liters": "l", "gb": "gb", "mm": "mm", "cm": "cm",
+    "litre": "l", "litres": "l", "liter": "l", "liters": "l", "gb": "gb", "gig": "gb", "gigs": "gb", "mm": "mm",
+    "cm": "cm",
 }  # fmt: skip
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_SIZE_UNITS, key=len, reverse=True)) + r")\b")
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from core.domain import Line
 from tools.catalog import CatalogIndex
+from tools.extraction.choices import choice_edits
 from tools.extraction.edit_ops import _ADDITIVE_WORDS, _CLAUSE_STARTS, _KEEP_REST_RE, _NOT_FIRST_RE, _SET_CUES, Edit
 from tools.extraction.edit_readers import (
     _edit_add,
@@ -19,7 +20,6 @@ from tools.extraction.edit_readers import (
     _edit_replace,
     _line_index,
     _quantity_in,
-    _replaced,
 )
 from tools.extraction.lexicon import _NOISE, _NUM_RE, _SOFT_CUES
 from tools.extraction.places import _find_date, _find_site
@@ -28,7 +28,6 @@ from tools.extraction.quantities import (
     _prepare,
     _tokenize,
 )
-from tools.extraction.reconcile import _choose_by_size
 from tools.extraction.segments import _is_statement
 
 
@@ -51,24 +50,6 @@ def _clauses(text: str) -> list[list[str]]:
         if current:
             out.append(current)
     return out
-
-
-def _edit_size_choice(words: list[str], draft: list[Line], catalog: CatalogIndex) -> list[Edit] | None:
-    """An answer to "which one?" that names a size ("20 litres", "the 10ml") or a relative one ("the big ones").
-
-    Read before amounts: "20 litres" for a line waiting to choose between a 5 L and a 20 L jerrycan is the choice,
-    not a new amount. ``None`` unless exactly one waiting line is settled.
-    """
-    text = " ".join(w for w in words if w not in _NOISE)
-    chosen: list[Edit] = []
-    for i, line in enumerate(draft):
-        if line.sku is not None or not line.candidates:
-            continue
-        items = [item for sku in line.candidates if (item := catalog.get(sku)) is not None]
-        choice = _choose_by_size(text, items)
-        if choice is not None:
-            chosen.append(Edit("replace_item", index=i, line=_replaced(line, choice)))
-    return chosen if len(chosen) == 1 else None
 
 
 def _unchanged_amount(words: list[str], draft: list[Line]) -> bool:
@@ -151,7 +132,7 @@ def parse_edits(
             if parsed is not None:
                 edits.pop()
         if parsed is None and draft_lines and not additive:
-            parsed = _edit_size_choice(words, draft_lines, catalog)
+            parsed = choice_edits(words, draft_lines, catalog)
         if parsed is None and draft_lines and not additive:
             parsed = _edit_answer(words, draft_lines, catalog, bare=single and not (site or needed_by))
         if parsed is None and draft_lines:
@@ -168,8 +149,23 @@ def parse_edits(
         if parsed is None and draft_lines:
             parsed = _edit_replace(words, draft_lines, catalog, soft)
             intent = None
+        if parsed is None and previous == "replace_item" and _quantity_in(words, catalog) is None:
+            continue  # "for the hilux 2kd, the double cabs": more words about the choice just made
         if parsed is None:
             return []
         previous = intent or parsed[0].op
         edits.extend(parsed)
-    return edits
+    return _first_choice_per_line(edits)
+
+
+def _first_choice_per_line(edits: list[Edit]) -> list[Edit]:
+    """Edits with only the first item choice per line: "medium pls, the large ones are too big" chose medium."""
+    seen: set[int] = set()
+    out: list[Edit] = []
+    for e in edits:
+        if e.op == "replace_item" and e.index is not None:
+            if e.index in seen:
+                continue
+            seen.add(e.index)
+        out.append(e)
+    return out
