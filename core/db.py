@@ -7,6 +7,9 @@ lines, LLM usage, fulfilments, audit log. LangGraph checkpoints live in the same
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
@@ -25,10 +28,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.embedded import sqlalchemy_url
@@ -267,22 +272,50 @@ audit_log = Table(
 Index("ix_audit_request", audit_log.c.request_id)
 
 
+#: A pooled connection idle longer than this (seconds) is pinged before use; busier ones are used as they are.
+PING_IDLE_SECONDS = 1.0
+
+
 def make_engine(database_url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
     """Async SQLAlchemy engine (psycopg 3) for ``database_url``.
+
+    Dead connections heal without a ping per checkout (``pool_pre_ping`` cost a round trip for every transaction):
+    a connection idle for more than :data:`PING_IDLE_SECONDS` is pinged when checked out, and a failed ping makes
+    the pool open a fresh one (SQLAlchemy's ``DisconnectionError`` recipe). A connection that broke within that
+    second (a database restart during traffic) fails its statement once; SQLAlchemy then sees the disconnect and
+    discards every pooled connection older than it, and the caller's transient-failure path retries (the worker's
+    turn job, :func:`server.worker.turns.is_transient`).
 
     Args:
         database_url: a ``postgresql://`` URI (unix-socket ``?host=/dir`` form accepted).
         pool_size: connections kept open per process.
         echo: log SQL.
     """
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size * 2,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_timeout=5,
         echo=echo,
     )
+    pool, dialect = engine.sync_engine.pool, engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("checked_in")
+        if since is None or time.monotonic() - since <= PING_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool invalidates this connection and checks out another (3 tries)
+            raise DisconnectionError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
+
+    return engine
 
 
 suppliers = Table(

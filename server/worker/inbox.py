@@ -16,10 +16,53 @@ from __future__ import annotations
 from typing import Any
 
 from arq.connections import ArqRedis
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import inbox, turns
+from core.db import inbox
+
+# One statement (one round trip) per claim. The chat's running turn, if any, is locked and its attempts counted,
+# and its messages are the turn's; otherwise the unclaimed messages within the caps (the first one always) get a
+# new turn. Data-modifying CTEs all run once, on the statement's snapshot: a message stored meanwhile stays
+# unclaimed for the next turn, and no turn row is written when no message waits (the chat lock makes us the only
+# claimer of the chat). Rows: ``turn_id, id, message`` in arrival order; a running turn without messages gives one
+# row with ``id`` NULL; no row: nothing to do.
+_CLAIM = text(
+    """
+    WITH running AS (
+      SELECT id FROM turns
+      WHERE provider = :provider AND chat_id = :chat_id AND status = 'running'
+      ORDER BY id LIMIT 1 FOR UPDATE
+    ), bumped AS (
+      UPDATE turns SET attempts = attempts + 1 WHERE id = (SELECT id FROM running) RETURNING id
+    ), waiting AS (
+      SELECT id,
+             row_number() OVER w AS n,
+             sum(coalesce(length(message->>'text'), 0)) OVER w AS chars
+      FROM inbox
+      WHERE provider = :provider AND chat_id = :chat_id AND turn_id IS NULL
+        AND NOT EXISTS (SELECT 1 FROM running)
+      WINDOW w AS (ORDER BY sent_at, id)
+    ), picked AS (
+      SELECT id FROM waiting WHERE n = 1 OR (n <= :max_messages AND chars <= :max_chars)
+    ), new_turn AS (
+      INSERT INTO turns (provider, chat_id, thread_id)
+      SELECT :provider, :chat_id, :thread_id WHERE EXISTS (SELECT 1 FROM picked)
+      RETURNING id
+    ), claimed AS (
+      UPDATE inbox SET turn_id = (SELECT id FROM new_turn) FROM picked
+      WHERE inbox.id = picked.id
+      RETURNING inbox.turn_id, inbox.id, inbox.message, inbox.sent_at
+    )
+    SELECT turn_id, id, message FROM (
+      SELECT b.id AS turn_id, i.id, i.message, i.sent_at
+      FROM bumped b LEFT JOIN inbox i ON i.turn_id = b.id
+      UNION ALL
+      SELECT turn_id, id, message, sent_at FROM claimed
+    ) t
+    ORDER BY sent_at, id
+    """
+)
 
 
 async def pending_chats(engine: AsyncEngine, older_than_seconds: float) -> list[tuple[str, str]]:
@@ -61,68 +104,33 @@ async def claim_turn(
         beyond the caps stay unclaimed (see :func:`schedule_rest`).
     """
     async with engine.begin() as conn:
-        running = (
+        rows = (
             await conn.execute(
-                select(turns.c.id)
-                .where(turns.c.provider == provider, turns.c.chat_id == chat_id, turns.c.status == "running")
-                .order_by(turns.c.id)
-                .limit(1)
-                .with_for_update()
-            )
-        ).first()
-        if running is not None:
-            turn_id = running.id
-            await conn.execute(update(turns).where(turns.c.id == turn_id).values(attempts=turns.c.attempts + 1))
-        else:
-            # The chat lock makes us the only claimer of this chat; check first so no empty turn is written.
-            waiting = (
-                await conn.execute(
-                    select(inbox.c.id)
-                    .where(and_(inbox.c.provider == provider, inbox.c.chat_id == chat_id, inbox.c.turn_id.is_(None)))
-                    .limit(1)
-                )
-            ).first()
-            if waiting is None:
-                return None
-            turn_id = (
-                await conn.execute(
-                    insert(turns)
-                    .values(provider=provider, chat_id=chat_id, thread_id=f"{provider}:{chat_id}")
-                    .returning(turns.c.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                text(
-                    """
-                    WITH waiting AS (
-                      SELECT id,
-                             row_number() OVER w AS n,
-                             sum(coalesce(length(message->>'text'), 0)) OVER w AS chars
-                      FROM inbox
-                      WHERE provider = :provider AND chat_id = :chat_id AND turn_id IS NULL
-                      WINDOW w AS (ORDER BY sent_at, id)
-                    )
-                    UPDATE inbox SET turn_id = :turn_id FROM waiting
-                    WHERE inbox.id = waiting.id
-                      AND (waiting.n = 1 OR (waiting.n <= :max_messages AND waiting.chars <= :max_chars))
-                    """
-                ),
+                _CLAIM,
                 {
                     "provider": provider,
                     "chat_id": chat_id,
-                    "turn_id": turn_id,
+                    "thread_id": f"{provider}:{chat_id}",
                     "max_messages": max_messages if max_messages is not None else 2**62,
                     "max_chars": max_chars if max_chars is not None else 2**62,
                 },
             )
-        rows = (
-            await conn.execute(
-                select(inbox.c.id, inbox.c.message)
-                .where(inbox.c.turn_id == turn_id)
-                .order_by(inbox.c.sent_at, inbox.c.id)
-            )
         ).all()
-    return turn_id, [dict(r.message, inbox_id=r.id) for r in rows]
+    if not rows:
+        return None
+    return rows[0].turn_id, [dict(r.message, inbox_id=r.id) for r in rows if r.id is not None]
+
+
+# Finish a turn in one statement: the turn's status and its messages processed.
+_FINISH = text(
+    """
+    WITH finished AS (
+      UPDATE turns SET status = :status, finished_at = now(), error = :error, graph_ms = :graph_ms
+      WHERE id = :turn_id RETURNING id
+    )
+    UPDATE inbox SET processed_at = now() WHERE turn_id = :turn_id
+    """
+)
 
 
 async def finish_turn(
@@ -130,12 +138,7 @@ async def finish_turn(
 ) -> None:
     """Mark a turn finished and its messages processed."""
     async with engine.begin() as conn:
-        await conn.execute(
-            update(turns)
-            .where(turns.c.id == turn_id)
-            .values(status=status, finished_at=func.now(), error=error, graph_ms=graph_ms)
-        )
-        await conn.execute(update(inbox).where(inbox.c.turn_id == turn_id).values(processed_at=func.now()))
+        await conn.execute(_FINISH, {"turn_id": turn_id, "status": status, "error": error, "graph_ms": graph_ms})
 
 
 async def has_pending(engine: AsyncEngine, provider: str, chat_id: str) -> bool:

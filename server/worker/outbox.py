@@ -33,8 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import get_settings
@@ -54,6 +53,34 @@ def _window(confirm_seconds: float | None) -> float:
     return get_settings().SEND_CONFIRM_SECONDS if confirm_seconds is None else confirm_seconds
 
 
+# Claim a key in one statement (one round trip, committed before the provider call). A new key is inserted with
+# its attempt; an existing one gets a new attempt only when it needs one: no provider id, not final, not a pre-attempt
+# "unknown", and no attempt younger than :confirm seconds (ON CONFLICT ... WHERE locks the row either way). ``old``
+# is the row as it was before (the statement's snapshot): why an unclaimed key was refused, and whether a claimed
+# one is a resend. Row: ``claimed`` and the old ``status, provider_message_id, attempted_at, attempts`` (NULLs for
+# a new key), ``now``.
+_CLAIM = text(
+    f"""
+    WITH old AS (
+      SELECT status, provider_message_id, attempted_at, attempts FROM outbound_messages
+      WHERE idempotency_key = :key
+    ), up AS (
+      INSERT INTO outbound_messages AS o (idempotency_key, provider, "to", kind, body, turn_id,
+                                          status, attempted_at, attempts)
+      VALUES (:key, :provider, :to, :kind, CAST(:body AS jsonb), :turn_id, 'sending', now(), 1)
+      ON CONFLICT (idempotency_key) DO UPDATE SET status = 'sending', attempted_at = now(), attempts = o.attempts + 1
+      WHERE o.provider_message_id IS NULL AND o.status NOT IN ({", ".join(f"'{s}'" for s in FINAL)})
+        AND NOT (o.attempted_at IS NULL AND o.status = 'unknown')
+        AND (o.attempted_at IS NULL OR o.attempted_at <= now() - make_interval(secs => :confirm))
+      RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM up) AS claimed, old.status, old.provider_message_id, old.attempted_at,
+           old.attempts, now() AS now
+    FROM (SELECT 1) AS one LEFT JOIN old ON true
+    """
+)
+
+
 async def _claim(
     engine: AsyncEngine,
     key: str,
@@ -70,49 +97,41 @@ async def _claim(
         ChannelSendError: retryable; an earlier attempt is unanswered and younger than ``confirm_seconds``.
     """
     async with engine.begin() as conn:
-        await conn.execute(
-            pg_insert(outbound_messages)
-            .values(idempotency_key=key, provider=provider, to=to, kind=kind, body=body, turn_id=turn_id)
-            .on_conflict_do_nothing(index_elements=[outbound_messages.c.idempotency_key])
-        )
         row = (
             await conn.execute(
-                select(
-                    outbound_messages.c.status,
-                    outbound_messages.c.provider_message_id,
-                    outbound_messages.c.attempted_at,
-                    outbound_messages.c.attempts,
-                    func.now().label("now"),
-                )
-                .where(outbound_messages.c.idempotency_key == key)
-                .with_for_update()
+                _CLAIM,
+                {
+                    "key": key,
+                    "provider": provider,
+                    "to": to,
+                    "kind": kind,
+                    "body": json.dumps(body),
+                    "turn_id": turn_id,
+                    "confirm": float(confirm_seconds),
+                },
             )
         ).one()
-        if row.provider_message_id or row.status in FINAL:
-            return False
-        if row.attempted_at is None and row.status == "unknown":
-            return False  # recorded before attempts were (a timed-out send): never repeated
+    if row.claimed:
         if row.attempted_at is not None:
-            age = (row.now - row.attempted_at).total_seconds()
-            if age < confirm_seconds:
-                raise ChannelSendError(
-                    f"send {key}: attempt {row.attempts} at {row.attempted_at.isoformat()} is unanswered; awaiting "
-                    f"its delivery status (resent after {confirm_seconds:g} s without one)",
-                    retryable=True,
-                )
             log.warning(
                 "send %s: no answer and no delivery status %.0f s after attempt %d at %s; sending it again",
                 key,
-                age,
+                (row.now - row.attempted_at).total_seconds(),
                 row.attempts,
                 _iso(row.attempted_at),
             )
-        await conn.execute(
-            update(outbound_messages)
-            .where(outbound_messages.c.idempotency_key == key)
-            .values(status="sending", attempted_at=func.now(), attempts=outbound_messages.c.attempts + 1)
-        )
-    return True
+        return True
+    if row.status is None:  # inserted by a concurrent sender after this statement's snapshot: its attempt runs
+        raise ChannelSendError(f"send {key}: another attempt is starting; awaiting its answer", retryable=True)
+    if row.provider_message_id or row.status in FINAL:
+        return False
+    if row.attempted_at is None and row.status == "unknown":
+        return False  # recorded before attempts were (a timed-out send): never repeated
+    raise ChannelSendError(
+        f"send {key}: attempt {row.attempts} at {_iso(row.attempted_at) if row.attempted_at else '?'} is "
+        f"unanswered; awaiting its delivery status (resent after {confirm_seconds:g} s without one)",
+        retryable=True,
+    )
 
 
 def _iso(value: datetime) -> str:

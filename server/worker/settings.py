@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from typing import Any
 
 from arq import func
@@ -21,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core.config import Settings, get_settings
+from core.db import PING_IDLE_SECONDS
 from core.embedded import libpq_url
 from graphs import approval, procurement
 from server.services import Services, redis_settings
@@ -34,18 +37,48 @@ from server.worker.turns import TurnRunner
 log = logging.getLogger(__name__)
 
 
+class IdleCheck:
+    """The checkpointer pool's connection check: a ping only for a connection idle longer than ``idle_seconds``.
+
+    ``psycopg_pool``'s ``check_connection`` on every checkout cost a round trip per checkpointer call (three or more
+    per turn). A connection back in the pool within the last second was working then; one idle longer (a database
+    restart needs longer than that) is pinged, and a failed ping makes the pool take another connection. A
+    connection broken within the second fails its call once: the turn's job retries (a transient failure) and the
+    pool discards the broken connection when it comes back.
+
+    Args:
+        idle_seconds: idle time after which a checkout pings (:data:`core.db.PING_IDLE_SECONDS`).
+    """
+
+    def __init__(self, idle_seconds: float = PING_IDLE_SECONDS) -> None:
+        self.idle_seconds = idle_seconds
+        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    async def returned(self, conn: Any) -> None:
+        """Pool ``reset`` callback: note when the connection came back."""
+        self._returned[conn] = time.monotonic()
+
+    async def check(self, conn: Any) -> None:
+        """Pool ``check`` callback: ping a connection idle too long (raises when it is broken)."""
+        since = self._returned.get(conn)
+        if since is None or time.monotonic() - since > self.idle_seconds:
+            await AsyncConnectionPool.check_connection(conn)
+
+
 async def build_runner(services: Services) -> tuple[TurnRunner, AsyncConnectionPool]:
     """Compile both graphs with the Postgres checkpointer on a shared connection pool."""
+    idle_check = IdleCheck()
     pool = AsyncConnectionPool(
         libpq_url(services.database_url),
         min_size=1,
         max_size=10,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        check=AsyncConnectionPool.check_connection,  # drop connections a database restart broke
+        check=idle_check.check,  # drop connections a database restart broke (pinged only after an idle spell)
+        reset=idle_check.returned,
         open=False,
     )
     await pool.open()
-    saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+    saver = AsyncPostgresSaver(pool)
     runner = TurnRunner(
         services,
         procurement.builder.compile(checkpointer=saver, name="procurement"),

@@ -105,6 +105,30 @@ async def test_a_running_turn_is_resumed_whole_and_the_rest_scheduled(engine: An
         await redis.aclose()
 
 
+async def test_the_one_statement_claim_writes_no_empty_turn_and_counts_resumes(engine: Any, empty: None) -> None:
+    assert await claim_turn(engine, "meta", CHAT) is None  # nothing waits: no turn row either
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM turns"))).scalar_one() == 0
+    await store(engine, ["one", "two"])
+    turn_id, first = await claim_turn(engine, "meta", CHAT)  # type: ignore[misc]
+    await store(engine, ["three"], start=2)  # arrives during the turn: the next turn's
+    again = await claim_turn(engine, "meta", CHAT)
+    assert again is not None and again[0] == turn_id
+    assert [m["text"] for m in first] == [m["text"] for m in again[1]] == ["one", "two"]
+    assert all(m["inbox_id"] for m in again[1])
+    await finish_turn(engine, turn_id, graph_ms=7)
+    async with engine.connect() as conn:
+        turn = (await conn.execute(text("SELECT * FROM turns WHERE id = :id"), {"id": turn_id})).one()
+        processed = (
+            await conn.execute(
+                text("SELECT count(*) FROM inbox WHERE turn_id = :id AND processed_at IS NOT NULL"), {"id": turn_id}
+            )
+        ).scalar_one()
+    assert (turn.status, turn.attempts, turn.graph_ms, processed) == ("done", 2, 7, 2)
+    nxt = await claim_turn(engine, "meta", CHAT)
+    assert nxt is not None and nxt[0] != turn_id and [m["text"] for m in nxt[1]] == ["three"]
+
+
 async def test_minimise_keeps_only_ids_and_type(engine: Any, empty: None) -> None:
     await store(engine, ["my secret order list"])
     turn_id, _ = await claim_turn(engine, "meta", CHAT)  # type: ignore[misc]

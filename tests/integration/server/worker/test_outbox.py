@@ -184,3 +184,40 @@ async def test_a_status_before_the_answer_keeps_its_forward_state(
     r = await row(engine, "turn:4:0")
     assert (r.status, r.provider_message_id, r.attempts) == ("read", wamid, 1)
     assert [h["status"] for h in r.status_history] == ["read"]
+
+
+async def test_concurrent_senders_of_one_key_make_one_call(
+    engine: Any, graph_api: Any, channel: MetaCloudChannel
+) -> None:
+    # Five sends of the same key at once (two workers, a retried job): the one-statement claim lets one through.
+    graph_api.slow_next(1, seconds=0.5)
+    outcomes = await asyncio.gather(
+        *(send_one(engine, channel, "turn:5:0", HELLO, confirm_seconds=60) for _ in range(5)), return_exceptions=True
+    )
+    sent = [o for o in outcomes if isinstance(o, list) and o]
+    waiting = [o for o in outcomes if isinstance(o, ChannelSendError)]
+    assert len(sent) == 1 and len(waiting) == 4 and all(e.retryable for e in waiting)
+    assert len(graph_api.sent_messages()) == 1
+    r = await row(engine, "turn:5:0")
+    assert (r.status, r.attempts, r.provider_message_id) == ("sent", 1, sent[0][0])
+    assert await send_one(engine, channel, "turn:5:0", HELLO, confirm_seconds=0) == []  # answered: never again
+
+
+async def test_an_unknown_send_recorded_before_attempts_is_never_repeated(
+    engine: Any, graph_api: Any, channel: MetaCloudChannel
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            outbound_messages.insert().values(
+                idempotency_key="turn:6:0",
+                provider="meta",
+                to=AMINA,
+                kind="text",
+                body={"text": "hello"},
+                status="unknown",
+            )
+        )
+    assert await send_one(engine, channel, "turn:6:0", HELLO, confirm_seconds=0) == []
+    r = await row(engine, "turn:6:0")
+    assert (r.status, r.attempts, r.attempted_at) == ("unknown", 0, None)
+    assert graph_api.sent_messages() == []
