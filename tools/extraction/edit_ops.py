@@ -45,7 +45,7 @@ _REMOVE_CUES: tuple[tuple[str, ...], ...] = tuple(
 
 _SET_CUES = frozenset(
     {"make", "change", "set", "update", "increase", "reduce", "decrease", "raise", "lower", "bump", "cut",
-     "adjust", "correct", "edit", "put", "up", "badilisha"}
+     "adjust", "correct", "edit", "put", "up", "badilisha", "weka", "punguza"}
 )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from rapidfuzz.distance import OSA
 from core.domain import CatalogItem, Line
 from tools.catalog import CatalogIndex, is_code, singular, tokens
 from tools.catalog.attributes import agreements, grade_matches, item_attributes, text_attributes
+from tools.catalog.glossary import translated
 from tools.catalog.text import has_digit
 from tools.extraction.edit_ops import _ADD_CUES, _BACK_RE, _REMOVE_CUES, _REMOVE_TAIL, _SET_CUES, _SET_FILLERS, Edit
 from tools.extraction.items import _counted_unit, _line_for_item, _parse_item
@@ -55,6 +56,7 @@ def _line_index(ref: list[str], draft: list[Line], catalog: CatalogIndex) -> int
     if not words or all(w in _REF_PRONOUNS for w in words):
         return 0 if len(draft) == 1 else None
     words = [w for w in words if w not in _REF_PRONOUNS]  # "it 3 staplers": the noun names the line
+    words = [singular(t) for t in translated(words, catalog.vocabulary)]  # "ondoa sukari": the sugar line
     scores: list[float] = []
     for line in draft:
         texts = [line.description, *(t for item in _line_items(line, catalog) for t in (item.name, *item.aliases))]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from core.domain import Line
 from tools.catalog import CatalogIndex
@@ -29,6 +31,7 @@ from tools.extraction.quantities import (
     _tokenize,
 )
 from tools.extraction.segments import _is_statement
+from tools.extraction.units import tidy
 
 
 def _clauses(text: str) -> list[list[str]]:
@@ -50,6 +53,29 @@ def _clauses(text: str) -> list[list[str]]:
         if current:
             out.append(current)
     return out
+
+
+# "double that", "triple the eggs", "halve the rice", "mara mbili" (twice): the amount times a factor
+_FACTORS = {"double": Decimal(2), "triple": Decimal(3), "treble": Decimal(3), "halve": Decimal("0.5"),
+            "quadruple": Decimal(4)}  # fmt: skip
+
+
+def _edit_multiply(words: list[str], draft: list[Line], catalog: CatalogIndex) -> list[Edit] | None:
+    """The named line (or the only one) with its amount multiplied: "double that", "triple the eggs"."""
+    if words[:1] and words[0] in _FACTORS:
+        factor, ref = _FACTORS[words[0]], words[1:]
+    elif words[-2:] == ["mara", "mbili"]:
+        factor, ref = Decimal(2), words[:-2]
+    else:
+        return None
+    index = _line_index(ref, draft, catalog) if ref else (0 if len(draft) == 1 else None)
+    if index is None:
+        return None
+    line = draft[index]
+    value = line.quantity * factor
+    if value != value.to_integral_value() and line.sku is not None:
+        return None  # half of 5 bags is no whole number of bags: left to a question
+    return [Edit("set_quantity", index=index, line=dataclasses.replace(line, quantity=tidy(value)))]
 
 
 def _unchanged_amount(words: list[str], draft: list[Line]) -> bool:
@@ -127,6 +153,8 @@ def parse_edits(
         if _unchanged_amount(words, draft_lines):
             continue  # "..., still 4": the amount the line already has stays
         parsed: list[Edit] | None = _edit_back(words, catalog)
+        if parsed is None and draft_lines:
+            parsed = _edit_multiply(words, draft_lines, catalog)
         if parsed is None and previous == "add":
             parsed = _edit_count_of_added(words, edits, catalog)
             if parsed is not None:

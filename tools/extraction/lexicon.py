@@ -134,7 +134,7 @@ _SOFT_CUES = frozenset(
 
 
 _NOISE = frozenset(
-    {"actually", "instead", "rather", "sorry", "oh", "ok", "okay", "wait", "pls", "please", "kindly", "no",
+    {"actually", "instead", "rather", "sorry", "oh", "ok", "okay", "wait", "pls", "please", "kindly", "no", "hapana",
      "change", "the", "site", "location", "delivery", "date", "deliver", "send", "it", "to", "make", "that",
      "update", "switch", "thanks", "thank", "you", "correction", "oops", "i", "mean", "meant", "we", "let's",
      "lets", "go", "with", "take", "one", "ones", "but", "then", "needed", "need", "by", "for",

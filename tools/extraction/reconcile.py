@@ -118,9 +118,9 @@ def _sizes_of(name: str) -> set[str]:
 
 
 def _attribute_choice(text: str, item: CatalogItem) -> bool:
-    """Whether the numbers in ``text`` are the item's own size or grade ("13kg" of ``GAS LPG 13KG``)."""
+    """Whether the size, grade or colour in ``text`` is the item's own ("13kg" of ``GAS LPG 13KG``, "black")."""
     query = text_attributes(text)
-    return bool(query.measures or query.grades) and bool(agreements(query, item_attributes(item)))
+    return bool(query.measures or query.grades or query.colours) and bool(agreements(query, item_attributes(item)))
 
 
 def _sibling_for(old: CatalogItem, new_words: list[str], catalog: CatalogIndex) -> CatalogItem | None:

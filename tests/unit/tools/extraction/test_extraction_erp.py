@@ -116,6 +116,12 @@ DRAFT = "12 boxes nitrile gloves medium and 10 boxes a4 paper and 40 bags cement
         ("si arobaini, ni hamsini", [("set_quantity", 2, "CN-00201", "50")]),  # "not forty, (it) is fifty"
         ("sio 40 ni 45", [("set_quantity", 2, "CN-00201", "45")]),
         ("not 10, it's 12 for the paper", [("set_quantity", 1, "ST-00112", "12")]),
+        ("double the paper", [("set_quantity", 1, "ST-00112", "20")]),
+        ("triple the gloves", [("set_quantity", 0, "HC-00401", "36")]),
+        ("badilisha cement iwe hamsini", [("set_quantity", 2, "CN-00201", "50")]),  # "change ... to be fifty"
+        ("hapana, weka simiti hamsini", [("set_quantity", 2, "CN-00201", "50")]),  # the line named in Swahili
+        ("ondoa simiti", [("remove", 2, None, None)]),
+        ("sorry large", [("replace_item", 0, "HC-00402", "12")]),
     ],
 )
 def test_correction(message: str, expected: list[tuple[str, int, str | None, str | None]]) -> None:
