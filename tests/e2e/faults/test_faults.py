@@ -30,10 +30,14 @@ SIZE = FULL if os.environ.get("FAULT_SIZE") == "full" else SMALL
 #: production default (120 s) would make the CI run wait minutes; the code path is the same.
 ENV = {"TURN_TIMEOUT_SECONDS": "10", "SWEEP_INTERVAL_SECONDS": "2"}
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL")),
-    reason="the fault suite stops and starts its own embedded PostgreSQL and Redis",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL")),
+        reason="the fault suite stops and starts its own embedded PostgreSQL and Redis",
+    ),
+    # 20 kills with the supervisor's backoff (up to 30 s each) take ~15 min at full size; CI keeps the default.
+    pytest.mark.timeout(3600 if SIZE is FULL else 300),
+]
 
 
 @pytest.fixture(scope="module")
