@@ -39,6 +39,7 @@ from rapidfuzz.distance import OSA
 from core.domain import CatalogItem
 from tools.catalog.attributes import UOM, agreements, conflicts, item_attributes, text_attributes
 from tools.catalog.embeddings import Embedder, EmbedFn, FunctionEmbedder, Vectors, _normalise, item_text
+from tools.catalog.lexicon import GRADE_NOUNS, MEASURES, SIZE_WORDS
 from tools.catalog.results import MatchResult, Scored
 from tools.catalog.text import STOPWORDS, has_digit, is_code, is_number, singular, tokens
 
@@ -71,6 +72,8 @@ SEMANTIC_TOP = 30
 """How many nearest items by vector join the lexical candidates."""
 _LIGHT = 0.25  # weight share of numbers and pack words in coverage
 
+# Words of item names that name no product: a typo of one of them names nothing either.
+_NOT_PRODUCT = frozenset({*SIZE_WORDS, *GRADE_NOUNS, *UOM, *MEASURES, "with", "without", "for", "and"})
 _LEADING = re.compile(r"^\d+(?:\.\d+)?")
 _SQUARED = re.compile(r"\d+(?:\.\d+)?(?:mm|cm|m)2")
 
@@ -252,6 +255,7 @@ class CatalogIndex:
                 # Typos rarely hit the first letter ("sand" is not "hand"); a short word inside a longer query
                 # word is another word ("chai" in "chair"), a letter slipped into it is not ("marsh" for "mash").
                 if v != qt and len(v) >= 4 and v[0] == qt[0] and not (len(v) < len(qt) and len(v) <= 4 and v in qt)
+                and v not in _NOT_PRODUCT  # "site" is no typo of "size": a word that names no product
             ]
             for v, d, _ in process.extract(qt, pool, scorer=OSA.distance, score_cutoff=max_edits, limit=None):
                 out[v] = max(out.get(v, 0.0), 1.0 - 0.25 * d)
@@ -268,6 +272,7 @@ class CatalogIndex:
         ]
         total_weight = sum(weights) or 1.0
         code_credits = [cr for t, cr in zip(qtoks, credits, strict=True) if is_code(t)]
+        products = [t.isalpha() and t not in UOM and t not in MEASURES for t in qtoks]
         # Query coverage of every item at once from the postings (numpy); only the best LEXICAL_POOL items by
         # coverage are scored in full.
         cover = np.zeros(len(self._entries), dtype=np.float64)
@@ -291,16 +296,18 @@ class CatalogIndex:
                 continue  # the query names a code this item does not carry
             matched: dict[str, float] = {}
             total = 0.0
-            for cr, w in zip(credits, weights, strict=True):
+            named = False  # whether a product word of the query (not a number, size or unit) is the item's
+            for cr, w, product in zip(credits, weights, products, strict=True):
                 best = max((c for v, c in cr.items() if v in e.vocab), default=0.0)
                 total += best * w
+                named = named or (product and best > 0)
                 if best > 0:
                     for v, c in cr.items():
                         if c == best and v in e.vocab:
                             for part in e.joined.get(v, (v,)):
                                 matched[part] = max(matched.get(part, 0.0), best)
-            if total == 0.0:
-                continue
+            if total == 0.0 or (any(products) and not named):
+                continue  # "paint brushes 4 inch" is no 4-inch nail: a size alone names nothing
             qcov = total / total_weight
             kcov = max(
                 sum(matched.get(t, 0.0) * lt for t, lt in zip(key, lights, strict=True)) / denom

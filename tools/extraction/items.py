@@ -150,12 +150,8 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
                 result, unit, query = alt, None, alt_query
     if result.status == "match" and result.item is not None:
         item = result.item
-        # "20 toilet rolls", "10 a4 reams": the last word is the pack's inner unit.
-        if qty is not None and unit is None and rest and not (len(rest) > 1 and _NUM_RE.fullmatch(rest[-2])):
-            tail = normalize_unit(rest[-1])
-            pack = pack_size(item)
-            if tail is not None and pack is not None and tail == pack.unit and tail != item.unit:
-                unit = tail
+        if qty is not None and unit is None:
+            unit = _inner_unit_said(item, rest)
         if qty is not None and unit is None:
             unit = _counted_unit(item, qty.value, toks[qty.end :])
         quantity = qty.value if qty else Decimal(1)
@@ -174,6 +170,8 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
         # One close item, not a sure match: priced and shown in the summary for the person to check (marked by
         # ``candidates == [sku]``), not asked about in a separate question.
         only = result.candidates[0][0]
+        if qty is not None and unit is None:
+            unit = _inner_unit_said(only, rest)
         if qty is not None and unit is None:
             unit = _counted_unit(only, qty.value, toks[qty.end :])  # "50 serviettes" of packs of 100: pieces
         line = _line_for_item(only, qty.value if qty else Decimal(1), unit, CHECK_CONFIDENCE,
@@ -254,6 +252,24 @@ def _chatter(query: str, catalog: CatalogIndex) -> bool:
     if any(w in catalog.vocabulary for w in words):
         return False
     return all(len(w) <= _CHATTER_MAX or catalog.match(w).status == "none" for w in words)
+
+
+def _inner_unit_said(item: CatalogItem, rest: list[str]) -> str | None:
+    """The pack's inner unit when the words end with it: "20 toilet rolls", "10 a4 reams", "500 paracetamol tablets".
+
+    The last word must be a unit the item's pack holds: its inner unit, or a piece word the name itself uses
+    (``TABLETS - PKT 100`` holds tablets; ``SACHET - BOX 50`` holds sachets). ``None`` otherwise.
+    """
+    if not rest or (len(rest) > 1 and _NUM_RE.fullmatch(rest[-2])):
+        return None
+    tail = normalize_unit(rest[-1])
+    pack = pack_size(item)
+    if tail is None or pack is None or tail == item.unit or pack.count <= 1:
+        return None
+    if tail == pack.unit:
+        return tail
+    named = {normalize_unit(t, standalone=False) for t in tokens(item.name)}
+    return tail if pack.unit == "piece" and tail in named and tail != catalog_unit(item) else None
 
 
 def _counted_unit(item: CatalogItem, value: Decimal, after: list[str]) -> str | None:

@@ -25,13 +25,19 @@ from tools.extraction.lexicon import (
 from tools.extraction.numbers import EN_FRACTIONS, ONES, SWAHILI_WORDS, TENS, number_word
 from tools.extraction.units import normalize_unit
 
+# A phone number: a leading 0 or a +country code, then 9 digits in groups ("0712 345 678", "+254 712 345678").
+_PHONE_RE = re.compile(r"(?<![\w.])(?:\+\d{3}\s?|0)\d{3}[\s-]?\d{3}[\s-]?\d{3}(?![\w.])")
+_CONTRACTIONS = {"re": "are", "ve": "have"}
+_CONTRACTION_RE = re.compile(r"(?<=[a-z])'(re|ve)\b")
+
 
 def _prepare(text: str) -> str:
     """Lower-case and unify punctuation that matters: bullets, multiplication signs, thousands separators."""
-    s = text.lower().replace("\u2019", "'").replace("\u00d7", " x ").replace("&", " and ").replace("+", " and ")
+    s = _PHONE_RE.sub(" ", text.lower())  # "my no is 0712 345 678" counts nothing
+    s = s.replace("\u2019", "'").replace("\u00d7", " x ").replace("&", " and ").replace("+", " and ")
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)  # 1,000 -> 1000
     s = s.replace("\u2022", "\n- ").replace("\u2013", " - ").replace("\u2014", " - ")
-    return s
+    return _CONTRACTION_RE.sub(lambda m: " " + _CONTRACTIONS[m.group(1)], s)  # "we're 25 on site": we are
 
 
 def _tokenize(text: str) -> list[str]:

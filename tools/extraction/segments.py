@@ -66,9 +66,17 @@ _LEAD_INS = frozenset({"and", "but", "so", "ok", "okay", "sorry", "oh", "also", 
 _PURPOSE_WORDS = frozenset({"for", "kwa", "under", "at", "in", "into", "inside", "on", "from"})
 
 
+_GREETINGS = frozenset(
+    {"hi", "hello", "hey", "morning", "good", "afternoon", "evening", "team", "guys", "all", "boss", "sir", "madam",
+     "dear", "habari", "jambo", "mambo", "sasa", "niaje", "hallo", "greetings"}
+)  # fmt: skip
+
+
 def _is_statement(toks: list[str]) -> bool:
     """Whether a clause's words (before fillers are removed) state a fact rather than ask for something."""
     words = [t for t in toks if t not in _LEAD_INS]
+    while words and (words[0] in _GREETINGS or not any(c.isalnum() for c in words[0])):
+        words = words[1:]  # "morning team 😊 we are 25 on site": the greeting says nothing of the clause
     if len(words) >= 2 and words[0] in _SUBJECTS and words[1] in _STATEMENT_VERBS:
         return not (len(words) > 2 and words[2] in ("need", "want", "require", "going"))
     if words[:1] == ["we're"] or words[:1] == ["there's"]:

@@ -66,6 +66,11 @@ def lines(text: str) -> list[tuple[str | None, str, str]]:
         ("4 500ml water packs", [("HS-00301", "4", "pkt")]),  # a unit word says the packs are counted
         ("room 12 needs nitrile gloves medium, 3 boxes", [("HC-00401", "3", "box")]),  # "room 12" labels
         ("40 rolls toilet paper", [("HS-00330", "4", "pkt")]),  # the rolls the pack holds name it (to check)
+        ("200 paracetamol tablets", [("HC-00430", "2", "pkt")]),  # the tablets the pack holds, not 200 packs
+        ("100 ORS sachets", [("HC-00440", "2", "box")]),
+        ("3 paint brushes 4 inch", [(None, "3", "unit")]),  # a size alone names no item
+        ("we're 25 on site today. need 25 surgical masks boxes", [("HC-00420", "25", "box")]),
+        ("pls call 0712 345 678 for 2 packs water 500ml", [("HS-00301", "2", "pkt")]),  # a phone number counts nothing
         # Swahili and trade words through the bundled glossary (tools/catalog/glossary.tsv)
         ("mifuko kumi ya simiti 42.5", [("CN-00201", "10", "bag")]),
         ("nataka helmet za njano kumi na mbili", [("CN-00230", "12", "pcs")]),
@@ -248,3 +253,15 @@ def test_a_grade_noun_before_its_number_is_the_same_grade() -> None:
         assert [(ln.sku, str(ln.quantity)) for ln in extract(text, sheets, now=NOW, sites=SITES).lines] == [
             ("S-28", "40")
         ]
+
+
+def test_a_size_alone_names_no_item_and_a_typo_of_a_spec_word_names_nothing() -> None:
+    index = CatalogIndex(
+        parse_catalog_csv(
+            "sku,name,unit,unit_price\nN-4,NAILS WIRE 4 INCH,KG,1.75\nB-42,GUMBOOTS PVC BLACK SIZE 42,PR,9.5\n"
+            "P-4,PAINT EMULSION WHITE 4L TIN,TIN,12.5\n"
+        )
+    )
+    assert [ln.sku for ln in extract("3 paint brushes 4 inch", index, now=NOW, sites=SITES).lines] == [None]
+    assert [ln.sku for ln in extract("nails 4 inch 25kg", index, now=NOW, sites=SITES).lines] == ["N-4"]
+    assert [ln.sku for ln in extract("need 25 on site", index, now=NOW, sites=SITES).lines] == [None]  # not "size"
