@@ -81,8 +81,8 @@ redis.call('DEL', KEYS[1])
 return {'ok'}
 """
 
-#: Prefix of the ids of the ``run_turn`` jobs the webhook schedules, one per stored message
-#: (``turn:<provider>:<chat id>:<inbox id>``, :func:`server.ingest.schedule.schedule_args`).
+#: Prefix of the ids of the ``run_turn`` jobs the webhook schedules, one per burst, named after the burst's first
+#: stored message (``turn:<provider>:<chat id>:<inbox id>``, :func:`server.ingest.schedule.schedule_args`).
 SCHEDULED_JOB_PREFIX = "turn:"
 
 
@@ -134,17 +134,23 @@ class TurnRunner:
             fulfilment=self.s.extras.get("fulfilment"),
         )
 
-    async def run(self, provider: str, chat_id: str, *, claimed_if_no_burst: bool = False) -> str:
+    async def run(
+        self, provider: str, chat_id: str, *, claimed_if_no_burst: bool = False, burst_job: bool = False
+    ) -> str:
         """The ``run_turn`` job body: lock the chat, claim, run the graph, send its outbox.
 
         Args:
             provider: channel name.
             chat_id: the chat.
-            claimed_if_no_burst: the job was scheduled by the webhook for one message and runs for the first
-                time (see :func:`run_turn_with_retry_mapping`). Its message was stored before its burst was
-                opened in Redis, and a turn closes the burst before it claims, so when no burst is open that turn
-                has claimed the message: the job ends without touching the database. Sweeper, catch-up and
-                retried jobs pass ``False`` (a turn that failed after closing the burst is retried by its job).
+            claimed_if_no_burst: the job was scheduled by the webhook for a burst and runs for the first time
+                (see :func:`run_turn_with_retry_mapping`). Its message was stored before its burst was opened in
+                Redis, and a turn closes the burst before it claims, so when no burst is open that turn has
+                claimed the message: the job ends without touching the database. Sweeper, catch-up and retried
+                jobs pass ``False`` (a turn that failed after closing the burst is retried by its job).
+            burst_job: the job is a burst's own (webhook-scheduled) job, the only one the burst has: when it
+                starts before the burst is due (a later message moved its due time while arq was starting it),
+                it waits here until the burst is due instead of ending. Other jobs end with ``"not due"``: the
+                burst's job covers the burst.
 
         Returns:
             ``"skip"`` (no open burst, see above), ``"not due"``, ``"nothing"`` or ``"turn <id>"``.
@@ -155,19 +161,23 @@ class TurnRunner:
         s = self.s
         token = uuid.uuid4().hex
         lock_ttl_ms = int((s.settings.TURN_TIMEOUT_SECONDS + 5) * 1000)
-        begun = await s.redis.eval(
-            _BEGIN,
-            2,
-            debounce_key(provider, chat_id),
-            lock_key(provider, chat_id),
-            repr(time.time()),
-            repr(s.settings.DEBOUNCE_SECONDS),
-            repr(s.settings.DEBOUNCE_MAX_SECONDS),
-            token,
-            lock_ttl_ms,
-            "1" if claimed_if_no_burst else "0",
-        )
-        outcome = begun[0].decode() if isinstance(begun[0], bytes) else str(begun[0])
+        while True:
+            begun = await s.redis.eval(
+                _BEGIN,
+                2,
+                debounce_key(provider, chat_id),
+                lock_key(provider, chat_id),
+                repr(time.time()),
+                repr(s.settings.DEBOUNCE_SECONDS),
+                repr(s.settings.DEBOUNCE_MAX_SECONDS),
+                token,
+                lock_ttl_ms,
+                "1" if claimed_if_no_burst else "0",
+            )
+            outcome = begun[0].decode() if isinstance(begun[0], bytes) else str(begun[0])
+            if outcome != "wait" or not burst_job:
+                break
+            await asyncio.sleep(float(begun[1]))  # bounded: a burst is due DEBOUNCE_MAX_SECONDS after it opened
         if outcome == "skip":
             return "skip"
         if outcome == "wait":
@@ -310,8 +320,9 @@ async def run_turn_with_retry_mapping(
 ) -> str:
     """Run a turn, mapping failures to arq's semantics.
 
-    ``job_id`` and ``job_try`` come from arq: a first try of a webhook-scheduled job (id starting with
-    :data:`SCHEDULED_JOB_PREFIX`) ends at once when its chat has no open burst (see :meth:`TurnRunner.run`).
+    ``job_id`` and ``job_try`` come from arq: a webhook-scheduled job (id starting with :data:`SCHEDULED_JOB_PREFIX`)
+    waits for its burst to be due, and on its first try ends at once when its chat has no open burst (see
+    :meth:`TurnRunner.run`).
 
     Transient failures (database or Redis gone, rate limits) raise ``arq.Retry`` with exponential backoff: the
     turn stays ``running`` and is resumed from its checkpoint; parts already sent are not repeated. Any other
@@ -319,8 +330,8 @@ async def run_turn_with_retry_mapping(
     job ends (its messages stay in the inbox for inspection).
     """
     try:
-        first_scheduled_try = job_try == 1 and (job_id or "").startswith(SCHEDULED_JOB_PREFIX)
-        return await runner.run(provider, chat_id, claimed_if_no_burst=first_scheduled_try)
+        burst_job = (job_id or "").startswith(SCHEDULED_JOB_PREFIX)
+        return await runner.run(provider, chat_id, claimed_if_no_burst=burst_job and job_try == 1, burst_job=burst_job)
     except Retry:
         raise
     except Exception as exc:

@@ -64,8 +64,10 @@ async def test_concurrent_stores_batch_insert_and_schedule_every_message(svc, en
     assert len(stored) == 50 and sum(len(r) for r in results) == 50  # each wamid new exactly once
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(inbox))).scalar_one() == 50
-    q = await wait_queued(svc.redis, 50)
-    assert len(q) == 50  # one deferred turn job per stored message, none for the duplicates
+    q = await wait_queued(svc.redis, 6)
+    await asyncio.sleep(0.2)  # nothing more comes
+    q = await queued(svc.redis)
+    assert len(q) == 6  # one deferred turn job per chat's burst, none for later messages or the duplicates
     now_ms = time.time() * 1000
     assert all(now_ms < due <= now_ms + 2_100 for due in q.values())  # due DEBOUNCE_SECONDS after arrival
     # The job is arq's own format: run_turn(provider, chat_id).
@@ -73,24 +75,42 @@ async def test_concurrent_stores_batch_insert_and_schedule_every_message(svc, en
     job = deserialize_job(await svc.redis.get(job_key_prefix + some))
     assert job.function == "run_turn" and job.args[0] == "meta" and job.args[1] == some.split(":")[2]
     burst = await svc.redis.hgetall(debounce_key("meta", "254700010000"))
-    assert set(burst) == {b"first", b"last"} and float(burst[b"first"]) <= float(burst[b"last"])
+    assert set(burst) == {b"first", b"last", b"job"} and float(burst[b"first"]) <= float(burst[b"last"])
+    assert burst[b"job"].decode() in q and burst[b"job"].decode().startswith("turn:meta:254700010000:")
 
 
 async def test_a_message_later_in_the_burst_moves_the_due_time_within_the_cap(svc):
     svc.settings.DEBOUNCE_MAX_SECONDS = 3.0
     chat = "254700020000"
     await svc.ingest.store(parse(envelope([text_message(chat, "first", mid="wamid.L1")])))
-    first = await wait_queued(svc.redis, 1)
-    await asyncio.sleep(1.2)
-    await svc.ingest.store(parse(envelope([text_message(chat, "second", mid="wamid.L2")])))
-    both = await wait_queued(svc.redis, 2)
-    (first_due,) = first.values()
-    second_due = max(both.values())
+    ((job, first_due),) = (await wait_queued(svc.redis, 1)).items()
+
+    async def due_after(mid: str, body: str, before: float) -> float:
+        await asyncio.sleep(1.2)
+        await svc.ingest.store(parse(envelope([text_message(chat, body, mid=mid)])))
+        deadline = time.monotonic() + 5
+        while (q := await queued(svc.redis)) == {job: before} and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert list(q) == [job]  # the burst keeps its one job; a later message moves it
+        return q[job]
+
+    second_due = await due_after("wamid.L2", "second", first_due)
     assert second_due - first_due == pytest.approx(1000, abs=300)  # quiet gap restarted by the second message
-    await asyncio.sleep(1.2)
-    await svc.ingest.store(parse(envelope([text_message(chat, "third", mid="wamid.L3")])))
-    third_due = max((await wait_queued(svc.redis, 3)).values())
+    third_due = await due_after("wamid.L3", "third", second_due)
     assert third_due == pytest.approx(first_due - 2000 + 3000, abs=150)  # capped at first + DEBOUNCE_MAX_SECONDS
+
+
+async def test_a_burst_whose_job_is_gone_gets_a_new_one(svc):
+    chat = "254700021000"
+    await svc.ingest.store(parse(envelope([text_message(chat, "first", mid="wamid.G1")])))
+    (job,) = await wait_queued(svc.redis, 1)
+    # arq gave up on the job (or it ended) while the burst stayed open: the next message enqueues another job
+    await svc.redis.delete(job_key_prefix + job)
+    await svc.redis.zrem(QUEUE, job)
+    await svc.ingest.store(parse(envelope([text_message(chat, "second", mid="wamid.G2")])))
+    (again,) = await wait_queued(svc.redis, 1)
+    assert again != job and again.startswith(f"turn:meta:{chat}:")
+    assert (await svc.redis.hget(debounce_key("meta", chat), "job")).decode() == again
 
 
 async def test_database_error_fails_every_request_of_the_batch(svc, database_url, redis_url):
@@ -154,7 +174,7 @@ async def test_close_schedules_what_is_still_waiting(svc):
         assert len(await batcher.store(m)) == 1  # answered once stored, whatever the schedule stage does
     assert await queued(svc.redis) == {}
     await batcher.aclose()
-    assert len(await queued(svc.redis)) == 3
+    assert len(await queued(svc.redis)) == 1  # the burst's one job
 
 
 # -- the ASGI layer in front of FastAPI --------------------------------------------------------------------------
