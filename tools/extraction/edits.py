@@ -126,7 +126,8 @@ def parse_edits(
     if needed_by is not None:
         edits.append(Edit("set_needed_by", needed_by=needed_by))
     previous: str | None = None
-    single = len(_clauses(prepared)) == 1
+    # "ten bags should do, thanks": a clause of thanks or fillers alone does not make the answer two clauses
+    single = sum(1 for c in _clauses(prepared) if not all(t in _NOISE or t in _POLITE for t in c)) == 1
     additive = bool(set(_tokenize(prepared)) & _ADDITIVE_WORDS)
     # "no, the large gloves", "hapana, ...": an opening "no" makes the whole message a correction
     opening = _tokenize(prepared)[:1]
@@ -184,6 +185,9 @@ def parse_edits(
         previous = intent or parsed[0].op
         edits.extend(parsed)
     return _first_choice_per_line(edits)
+
+
+_POLITE = frozenset({"thanks", "thank", "you", "thx", "asante", "sana", "cheers", "regards", "welcome", "god", "bless"})
 
 
 def _first_choice_per_line(edits: list[Edit]) -> list[Edit]:

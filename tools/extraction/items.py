@@ -27,7 +27,7 @@ from tools.extraction.lexicon import (
     NOT_CONVERTED_MAX,
     UNSPECIFIED_UNIT,
 )
-from tools.extraction.quantities import _item_words, _Qty
+from tools.extraction.quantities import _SIZE_SUFFIX, _item_words, _Qty
 from tools.extraction.reconcile import _better, _choose_among, _reconcile
 from tools.extraction.units import UNIT_ALIASES, catalog_unit, convert, normalize_unit, pack_size, tidy
 
@@ -98,6 +98,9 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
     qty, rest = _item_words(toks, catalog)
     if qty is not None and qty.value <= 0:
         return None  # "all prices are zero": nothing is ordered in zeros
+    sized = _size_not_amount(qty, rest, catalog)
+    if sized is not None:
+        qty, rest = None, sized  # "need DAP 50kg": the 50 kg bag, how many is asked
     statement = getattr(toks, "statement", False)
     query = " ".join(rest)
     if not tokens(query) or all(t in _REFERENCE_WORDS for t in rest):
@@ -156,7 +159,7 @@ def _parse_item(toks: list[str], catalog: CatalogIndex) -> _ItemParse | None:
             unit = _counted_unit(item, qty.value, toks[qty.end :])
         quantity = qty.value if qty else Decimal(1)
         line = _line_for_item(item, quantity, unit, _match_confidence(result), explicit_quantity=qty is not None)
-        if qty is None and _is_plural(rest[-1]):
+        if qty is None and (_is_plural(rest[-1]) or sized is not None):
             # "need bleach and mops": several, but how many is not said; asked rather than assumed to be 1.
             line = dataclasses.replace(
                 line,
@@ -252,6 +255,22 @@ def _chatter(query: str, catalog: CatalogIndex) -> bool:
     if any(w in catalog.vocabulary for w in words):
         return False
     return all(len(w) <= _CHATTER_MAX or catalog.match(w).status == "none" for w in words)
+
+
+def _size_not_amount(qty: _Qty | None, rest: list[str], catalog: CatalogIndex) -> list[str] | None:
+    """The words with the measure as a size when the only amount said is the size of an item sold by the piece.
+
+    "need DAP 50kg" of ``FERTILIZER DAP 50KG BAG`` (sold by the bag): 50 kg is which bag, not how much; the
+    words become "dap 50kg" and the amount is asked. ``None`` when the measure is an amount.
+    """
+    if qty is None or qty.kind == 0 or qty.unit not in _SIZE_SUFFIX or not rest:
+        return None
+    words = [*rest, f"{qty.value.normalize():f}{_SIZE_SUFFIX[qty.unit]}"]
+    found = catalog.match(" ".join(words))
+    if found.status != "match" or found.item is None or catalog_unit(found.item) == qty.unit:
+        return None
+    size = text_attributes(words[-1])
+    return words if agreements(size, item_attributes(found.item)) else None
 
 
 def _inner_unit_said(item: CatalogItem, rest: list[str]) -> str | None:

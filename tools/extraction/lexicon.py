@@ -55,7 +55,7 @@ _FILLER_PHRASES: tuple[tuple[str, ...], ...] = tuple(
             "just", "only", "much", "don't", "dont", "stuff", "things", "um", "umm", "uh", "uhh", "er", "erm",
             "hmm", "yeah", "yes", "so", "ya", "tuletee", "tuletea", "leta", "tupe", "nipe", "tunaomba",
             "nataka", "tunataka", "ninataka", "ninahitaji", "tunahitaji", "ninaomba", "niletee", "pia", "samahani",
-            "asante", "sasa", "basi",
+            "asante", "sasa", "basi", "anyway", "anyways", "btw", "lol", "haha", "okay then",
         ],
         key=lambda p: -len(p.split()),
     )

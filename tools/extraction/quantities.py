@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -325,10 +326,22 @@ def _split_quantities(toks: list[str], catalog: CatalogIndex) -> list[list[str]]
 
 def _item_words(toks: list[str], catalog: CatalogIndex) -> tuple[_Qty | None, list[str]]:
     """The segment's quantity and the words left to name the item."""
-    qty = _choose(_quantities(toks, catalog))
+    qty = _choose(_marker_sizes(_quantities(toks, catalog)))
     rest = toks if qty is None else toks[: qty.start] + toks[qty.end :]
     rest = _sizes_glued(rest, catalog) if qty is not None else rest
     return qty, [t for t in rest if t not in OF_WORDS and t != "x" and not _X_NUM_RE.fullmatch(t)]
+
+
+def _marker_sizes(qtys: list[_Qty]) -> list[_Qty]:
+    """Markers after a measure count items of that size: "20 litres x 3" is 3 (no unit), not 3 litres."""
+    out = []
+    for q in qtys:
+        at = q.unit_index
+        if q.kind == 0 and q.unit in _SIZE_SUFFIX and at is not None:
+            if any(o is not q and o.unit_index == at and o.start < q.start for o in qtys):
+                q = dataclasses.replace(q, start=at + 1, unit=None, unit_index=None)
+        out.append(q)
+    return out
 
 
 _SIZE_SUFFIX = {"kg": "kg", "g": "g", "ton": "t", "litre": "l", "ml": "ml", "m": "m", "cm": "cm", "mm": "mm"}

@@ -150,6 +150,12 @@ def _merge_segments(segments: list[list[str]], catalog: CatalogIndex) -> list[li
                     before.tail = getattr(out[-1], "tail", ())
                 out[-1] = _joined(piece, before)
                 continue
+            # "ndoo za plastiki lita ishirini, nne", "sufuria 100 litre, 2": the measure before a bare count is
+            # the item's size; the count counts it
+            if qty is not None and not words and qty.unit is None and prev_words and prev_qty is not None:
+                if prev_qty.unit in _SIZE_UNITS:
+                    out[-1] = _joined(piece, _size_glued(out[-1], prev_qty))
+                    continue
             # "2 of the big toners, 26X", "the big one": a grade, colour or size word alone describes that item
             if (qty is not None and qty.unit is None and words and prev_words and all(w in _POINTERS for w in words)
                     and (prev_qty is None or prev_qty.unit in _SIZE_UNITS)):  # fmt: skip

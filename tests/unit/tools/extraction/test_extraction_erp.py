@@ -265,3 +265,29 @@ def test_a_size_alone_names_no_item_and_a_typo_of_a_spec_word_names_nothing() ->
     assert [ln.sku for ln in extract("3 paint brushes 4 inch", index, now=NOW, sites=SITES).lines] == [None]
     assert [ln.sku for ln in extract("nails 4 inch 25kg", index, now=NOW, sites=SITES).lines] == ["N-4"]
     assert [ln.sku for ln in extract("need 25 on site", index, now=NOW, sites=SITES).lines] == [None]  # not "size"
+
+
+def test_a_measure_next_to_a_count_is_the_items_size() -> None:
+    index = CatalogIndex(
+        parse_catalog_csv(
+            "sku,name,unit,unit_price\nO-20,COOKING OIL VEGETABLE 20 LTR JERRYCAN,JCN,38\nO-5,COOKING OIL VEGETABLE 5L,BTL,10\n"
+            "B-20,BUCKET PLASTIC 20LTR,PCS,2.9\nB-10,BUCKET PLASTIC 10LTR,PCS,1.7\n"
+            "D-50,FERTILIZER DAP 50KG BAG,BAG,60\nD-25,FERTILIZER DAP 25KG BAG,BAG,32\n"
+        )
+    )
+
+    def read(text: str) -> list[tuple[str | None, str, str, bool]]:
+        lines = extract(text, index, now=NOW, sites=SITES).lines
+        return [(ln.sku, str(ln.quantity), ln.unit, ln.unit_price is not None) for ln in lines]
+
+    assert read("cooking oil 20 litres x 3") == [("O-20", "3", "jcn", True)]  # 3 jerrycans, not 3 litres
+    assert read("ndoo za plastiki lita ishirini, nne") == [("B-20", "4", "pcs", True)]
+    assert read("need DAP 50kg for the top field") == [("D-50", "1", "bag", False)]  # which bag; how many is asked
+    assert read("10 bags DAP 50kg") == [("D-50", "10", "bag", True)]
+
+
+def test_an_answer_with_thanks_is_still_a_bare_answer() -> None:
+    index = CatalogIndex(parse_catalog_csv("sku,name,unit,unit_price\nD-50,FERTILIZER DAP 50KG BAG,BAG,60\n"))
+    draft = extract("need DAP 50kg for the top field", index, now=NOW, sites=SITES).lines
+    edits = parse_edits("ten bags should do, thanks", draft, index, now=NOW, sites=SITES)
+    assert [(e.op, str(e.line.quantity)) for e in edits if e.line] == [("set_quantity", "10")]
