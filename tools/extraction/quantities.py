@@ -372,6 +372,15 @@ def _spec_numbers(toks: list[str]) -> list[str]:
     return out
 
 
+def _names_one(left: list[str], right: list[str], catalog: CatalogIndex) -> bool:
+    """Whether the words joined by "and" name one item surely, better than either side alone."""
+    joined = catalog.match(" and ".join([_item_query(left, catalog), " ".join(right)]))  # the right's size kept
+    if joined.status != "match":
+        return False
+    alone = max(catalog.match(_item_query(left, catalog)).score, catalog.match(_item_query(right, catalog)).score)
+    return joined.score > alone
+
+
 def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
     """Split on "and"/"plus", unless the words joined name one item better ("twin and earth")."""
     pieces: list[list[str]] = [[]]
@@ -401,6 +410,9 @@ def _split_and(toks: list[str], catalog: CatalogIndex) -> list[list[str]]:
     for piece in pieces[1:]:
         left = out[-1]
         both_counted = _item_words(left, catalog)[0] is not None and _item_words(piece, catalog)[0] is not None
+        if both_counted and _number_at(piece, 0) is None and _names_one(left, piece, catalog):
+            out[-1] = [*left, "and", *piece]  # "250m of twin and earth 2.5mm": the 2.5 mm is the cable's size
+            continue
         if _number_at(piece, 0) is not None or _starts_item(piece, 0, catalog) or both_counted:
             out.append(piece)  # "mchanga tani sita na cement mifuko thelathini": each side has its own amount
             continue
