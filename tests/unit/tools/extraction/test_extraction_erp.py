@@ -291,3 +291,14 @@ def test_an_answer_with_thanks_is_still_a_bare_answer() -> None:
     draft = extract("need DAP 50kg for the top field", index, now=NOW, sites=SITES).lines
     edits = parse_edits("ten bags should do, thanks", draft, index, now=NOW, sites=SITES)
     assert [(e.op, str(e.line.quantity)) for e in edits if e.line] == [("set_quantity", "10")]
+
+
+def test_and_inside_a_name_with_the_size_after_it_is_one_item() -> None:
+    cables = CatalogIndex(
+        parse_catalog_csv(
+            "sku,name,unit,unit_price\n"
+            "C-25,CABLE TWIN AND EARTH 2.5MM2 - 100M ROLL,ROLL,85\nC-15,CABLE TWIN AND EARTH 1.5MM2 - 100M ROLL,ROLL,58\n"
+        )
+    )
+    (line,) = extract("250m of twin and earth 2.5mm", cables, now=NOW, sites=SITES).lines
+    assert (line.sku, line.proposal) == ("C-25", "3")  # 250 m offered as whole rolls of 100 m
