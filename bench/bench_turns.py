@@ -88,6 +88,18 @@ async def post_all(url: str, per_chat: list[list[tuple[bytes, dict[str, str]]]],
     return codes
 
 
+async def jobs_run(redis_url: str) -> int:
+    """arq jobs finished in this run (their kept results; Redis is emptied before each run, results kept 60 s)."""
+    import redis.asyncio as aioredis
+    from arq.constants import result_key_prefix
+
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        return len([k async for k in r.scan_iter(match=result_key_prefix + "*", count=1000)])
+    finally:
+        await r.aclose()
+
+
 async def checkpoint_bytes(engine: Any) -> int:
     """Bytes in the checkpoint tables (``pg_column_size`` of every row)."""
     from sqlalchemy import text
@@ -202,7 +214,7 @@ async def round_trips(env: dict[str, str], web_url: str, stand_in: Any, chats: i
     event.listen(sync_engine, "before_cursor_execute", lambda *a: counts.update(["sql statements"]))
     event.listen(sync_engine, "commit", lambda *a: counts.update(["sql commits"]))
     event.listen(sync_engine, "rollback", lambda *a: counts.update(["sql rollbacks"]))
-    event.listen(sync_engine.pool, "checkout", lambda *a: counts.update(["sql checkouts (each pings)"]))
+    event.listen(sync_engine.pool, "checkout", lambda *a: counts.update(["sql checkouts"]))
     saver = runner.procurement.checkpointer
     for name in ("aget_tuple", "aput", "aput_writes"):
         orig = getattr(saver, name)
@@ -305,6 +317,7 @@ async def run_once(
         t_last_reply = time.time()
         await asyncio.sleep(args.settle)  # late duplicates would show up here
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+        jobs = await jobs_run(env["REDIS_URL"])
     finally:
         stop(procs)
     async with engine.connect() as conn:
@@ -348,6 +361,7 @@ async def run_once(
         "duplicated": dup,
         "identical_sends_repeated": same_body,
         "checkpoint_bytes_per_turn": cp / max(1, len(turn_rows)),
+        "jobs_per_turn": jobs / max(1, len(done)),
     }
 
 
@@ -442,7 +456,7 @@ async def main() -> None:
                     f"(end to end {r['end_to_end_turns_per_s']:.1f} turns/s); worker {r['worker_ms_per_turn']:.1f} "
                     f"ms/turn, CPU {r['worker_cpu_ms_per_turn']:.1f} ms/turn; graph in worker p50 "
                     f"{r['graph_ms_p50']:.0f} ms; lost {r['lost']}, duplicated {r['duplicated']}; "
-                    f"checkpoints {r['checkpoint_bytes_per_turn']:,.0f} B/turn",
+                    f"checkpoints {r['checkpoint_bytes_per_turn']:,.0f} B/turn; {r['jobs_per_turn']:.2f} jobs/turn",
                     flush=True,
                 )
     finally:

@@ -13,6 +13,7 @@ unclaimed, in order, and the turn runner schedules it as the chat's next turn at
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -25,8 +26,9 @@ from core.db import inbox
 # and its messages are the turn's; otherwise the unclaimed messages within the caps (the first one always) get a
 # new turn. Data-modifying CTEs all run once, on the statement's snapshot: a message stored meanwhile stays
 # unclaimed for the next turn, and no turn row is written when no message waits (the chat lock makes us the only
-# claimer of the chat). Rows: ``turn_id, id, message`` in arrival order; a running turn without messages gives one
-# row with ``id`` NULL; no row: nothing to do.
+# claimer of the chat). Rows: ``turn_id, id, message, resumed, left`` in arrival order (``left``: unclaimed messages
+# the caps left, for a new turn); a running turn without messages gives one row with ``id`` NULL; no row: nothing
+# to do.
 _CLAIM = text(
     """
     WITH running AS (
@@ -54,11 +56,13 @@ _CLAIM = text(
       WHERE inbox.id = picked.id
       RETURNING inbox.turn_id, inbox.id, inbox.message, inbox.sent_at
     )
-    SELECT turn_id, id, message FROM (
-      SELECT b.id AS turn_id, i.id, i.message, i.sent_at
+    SELECT turn_id, id, message, resumed,
+           (SELECT count(*) FROM waiting) - (SELECT count(*) FROM picked) AS left
+    FROM (
+      SELECT b.id AS turn_id, i.id, i.message, i.sent_at, true AS resumed
       FROM bumped b LEFT JOIN inbox i ON i.turn_id = b.id
       UNION ALL
-      SELECT turn_id, id, message, sent_at FROM claimed
+      SELECT turn_id, id, message, sent_at, false FROM claimed
     ) t
     ORDER BY sent_at, id
     """
@@ -81,14 +85,32 @@ async def pending_chats(engine: AsyncEngine, older_than_seconds: float) -> list[
     return [(r.provider, r.chat_id) for r in rows]
 
 
-async def claim_turn(
+@dataclass(frozen=True)
+class Claim:
+    """A claimed turn (:func:`claim`).
+
+    Attributes:
+        turn_id: ``turns.id``.
+        messages: the turn's messages in arrival order, each with ``inbox_id``.
+        resumed: the chat's unfinished turn was resumed (its checkpoint may hold part of the turn); False for a
+            new turn, whose thread holds no checkpoint of it.
+        left: unclaimed messages of the chat the per-turn caps left for the next turn (``None`` when resumed).
+    """
+
+    turn_id: int
+    messages: list[dict[str, Any]]
+    resumed: bool
+    left: int | None
+
+
+async def claim(
     engine: AsyncEngine,
     provider: str,
     chat_id: str,
     *,
     max_messages: int | None = None,
     max_chars: int | None = None,
-) -> tuple[int, list[dict[str, Any]]] | None:
+) -> Claim | None:
     """Resume the chat's unfinished turn, or claim its unclaimed messages (oldest first, within the caps) as a new turn.
 
     Args:
@@ -100,8 +122,8 @@ async def claim_turn(
             taken whatever its length; ``None``: no cap.
 
     Returns:
-        ``(turn id, messages in arrival order with inbox_id)`` or ``None`` when there is nothing to do. Messages
-        beyond the caps stay unclaimed (see :func:`schedule_rest`).
+        The :class:`Claim`, or ``None`` when there is nothing to do. Messages beyond the caps stay unclaimed (see
+        :func:`schedule_rest`).
     """
     async with engine.begin() as conn:
         rows = (
@@ -118,7 +140,26 @@ async def claim_turn(
         ).all()
     if not rows:
         return None
-    return rows[0].turn_id, [dict(r.message, inbox_id=r.id) for r in rows if r.id is not None]
+    first = rows[0]
+    return Claim(
+        turn_id=first.turn_id,
+        messages=[dict(r.message, inbox_id=r.id) for r in rows if r.id is not None],
+        resumed=bool(first.resumed),
+        left=None if first.resumed else int(first.left),
+    )
+
+
+async def claim_turn(
+    engine: AsyncEngine,
+    provider: str,
+    chat_id: str,
+    *,
+    max_messages: int | None = None,
+    max_chars: int | None = None,
+) -> tuple[int, list[dict[str, Any]]] | None:
+    """:func:`claim` as ``(turn id, messages in arrival order with inbox_id)``, or ``None`` when there is nothing to do."""
+    claimed = await claim(engine, provider, chat_id, max_messages=max_messages, max_chars=max_chars)
+    return None if claimed is None else (claimed.turn_id, claimed.messages)
 
 
 # Finish a turn in one statement: the turn's status and its messages processed.
@@ -154,17 +195,20 @@ async def has_pending(engine: AsyncEngine, provider: str, chat_id: str) -> bool:
     return row is not None
 
 
-async def schedule_rest(redis: ArqRedis, engine: AsyncEngine, provider: str, chat_id: str, after_turn: int) -> bool:
+async def schedule_rest(
+    redis: ArqRedis, engine: AsyncEngine, provider: str, chat_id: str, after_turn: int, *, pending: bool | None = None
+) -> bool:
     """Enqueue the chat's next turn at once when messages wait (call after the turn's lock is released).
 
-    The job id ``rest:<provider>:<chat>:<turn>`` makes a re-run of the same turn enqueue nothing twice. Messages
+    ``pending`` is whether messages wait, when the caller knows (a new turn's :attr:`Claim.left`: what the caps left;
+    messages stored later belong to a burst with its own job); ``None``: look in the inbox. The job id ``rest:<provider>:<chat>:<turn>`` makes a re-run of the same turn enqueue nothing twice. Messages
     of a burst still open (newer than the turn) are left to that burst's own debounced job, which the turn job
     defers to (it finds the burst not yet due).
 
     Returns:
         True when a job was enqueued.
     """
-    if not await has_pending(engine, provider, chat_id):
+    if not (await has_pending(engine, provider, chat_id) if pending is None else pending):
         return False
     job = await redis.enqueue_job("run_turn", provider, chat_id, _job_id=f"rest:{provider}:{chat_id}:{after_turn}")
     return job is not None

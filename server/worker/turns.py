@@ -2,7 +2,7 @@
 
 Scheduling happens in the web process (:mod:`server.ingest.schedule`: the debounced ``run_turn`` job per burst).
 Running (worker): a Redis lock per chat gives one turn per chat at a time across workers; the turn claims
-every unclaimed inbox row of the chat in PostgreSQL (:func:`server.worker.inbox.claim_turn`), runs the procurement
+every unclaimed inbox row of the chat in PostgreSQL (:func:`server.worker.inbox.claim`), runs the procurement
 graph with the Postgres checkpointer (``thread_id`` = ``<provider>:<chat id>``), sends the replies through the
 idempotent outbox (:mod:`server.worker.outbox`). The turn's business side effects (approval threads, fulfilment)
 are nodes of the graphs (:mod:`nodes.effects`), run with the approval-thread runner and fulfilment queue this
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import Any, Literal
 
 import psycopg
@@ -45,7 +44,8 @@ from server.channels.errors import ChannelSendError
 from server.ingest.schedule import debounce_key
 from server.worker import outbox
 from server.worker.approvals import ApprovalThreadRunner
-from server.worker.inbox import claim_turn, finish_turn, schedule_rest
+from server.worker.heartbeat import lock_token
+from server.worker.inbox import claim, finish_turn, schedule_rest
 from server.worker.unknown import answer_unknown_sender
 from tools.storage import ObjectStorage, media_key
 
@@ -159,7 +159,7 @@ class TurnRunner:
             arq.Retry: the chat is busy with another turn, or a retryable send failure (sent parts are kept).
         """
         s = self.s
-        token = uuid.uuid4().hex
+        token = lock_token()  # names this worker: a dead worker's lock is reclaimed (heartbeat)
         lock_ttl_ms = int((s.settings.TURN_TIMEOUT_SECONDS + 5) * 1000)
         while True:
             begun = await s.redis.eval(
@@ -186,17 +186,18 @@ class TurnRunner:
             raise Retry(defer=1)
         try:
             st = s.settings
-            claimed = await claim_turn(
+            claimed = await claim(
                 s.engine, provider, chat_id, max_messages=st.TURN_MAX_MESSAGES, max_chars=st.TURN_MAX_CHARS
             )
             if claimed is None:
                 return "nothing"
-            turn_id, messages = claimed
-            await self._run_claimed(provider, chat_id, turn_id, messages)
+            turn_id = claimed.turn_id
+            await self._run_claimed(provider, chat_id, turn_id, claimed.messages, resumed=claimed.resumed)
         finally:
             await s.redis.eval(_UNLOCK, 1, lock_key(provider, chat_id), token)
         # What the per-turn caps left is the chat's next turn at once (its messages' own jobs find no burst).
-        await schedule_rest(s.redis, s.engine, provider, chat_id, turn_id)
+        left = None if claimed.left is None else claimed.left > 0
+        await schedule_rest(s.redis, s.engine, provider, chat_id, turn_id, pending=left)
         return f"turn {turn_id}"
 
     async def fail_running(self, provider: str, chat_id: str, error: str) -> None:
@@ -220,14 +221,16 @@ class TurnRunner:
         except Exception as exc:  # the failure is recorded; the apology is best effort
             log.warning("could not send failure notice: %s", exc)
 
-    async def _run_claimed(self, provider: str, chat_id: str, turn_id: int, messages: list[dict[str, Any]]) -> None:
+    async def _run_claimed(
+        self, provider: str, chat_id: str, turn_id: int, messages: list[dict[str, Any]], *, resumed: bool = True
+    ) -> None:
         s = self.s
         channel = s.channels[provider]
         # The read receipt (and typing indicator) goes out while the turn runs; it has completed before any reply
         # is sent, so the order the person sees is unchanged, but its provider round trip no longer delays the reply.
         read = asyncio.create_task(self._mark_read(channel, messages))
         try:
-            await self._answer(provider, chat_id, turn_id, messages, read)
+            await self._answer(provider, chat_id, turn_id, messages, read, resumed=resumed)
         finally:
             await read  # never raises (best effort)
 
@@ -241,7 +244,14 @@ class TurnRunner:
             log.info("mark_read failed: %s", exc)
 
     async def _answer(
-        self, provider: str, chat_id: str, turn_id: int, messages: list[dict[str, Any]], read: asyncio.Task[None]
+        self,
+        provider: str,
+        chat_id: str,
+        turn_id: int,
+        messages: list[dict[str, Any]],
+        read: asyncio.Task[None],
+        *,
+        resumed: bool = True,
     ) -> None:
         s = self.s
         user = await get_user(s.engine, wa_id=messages[0].get("sender") or chat_id)
@@ -257,11 +267,12 @@ class TurnRunner:
         trace = await tracing.turn_config("procurement", ctx, thread_id=f"{provider}:{chat_id}", settings=s.settings)
         config = {**trace, "configurable": {"thread_id": f"{provider}:{chat_id}"}, "recursion_limit": 200}
         started = time.perf_counter()
-        snapshot = await self.procurement.aget_state(config)
-        values = snapshot.values or {}
-        if values.get("turn_id") == turn_id and not snapshot.next:
+        # Only a resumed turn can have a checkpoint of its own (a new turn's id is new): a new one skips the look.
+        snapshot = await self.procurement.aget_state(config) if resumed else None
+        values = (snapshot.values or {}) if snapshot is not None else {}
+        if snapshot is not None and values.get("turn_id") == turn_id and not snapshot.next:
             result = values  # the graph finished before a crash; only sending was left
-        elif values.get("turn_id") == turn_id and snapshot.next:
+        elif snapshot is not None and values.get("turn_id") == turn_id and snapshot.next:
             result = await self._invoke(None, config, ctx)  # resume from the last checkpoint
         else:
             result = await self._invoke({"inbound": messages, "turn_id": turn_id}, config, ctx)

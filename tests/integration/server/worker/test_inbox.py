@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select, text
 from core.db import inbox
 from server.channels.meta import MetaCloudChannel
 from server.services import redis_settings
-from server.worker.inbox import claim_turn, finish_turn, has_pending, minimise, schedule_rest
+from server.worker.inbox import claim, claim_turn, finish_turn, has_pending, minimise, schedule_rest
 from server.worker.unknown import answer_unknown_sender
 from tests.support.stack import TOKEN
 
@@ -127,6 +127,21 @@ async def test_the_one_statement_claim_writes_no_empty_turn_and_counts_resumes(e
     assert (turn.status, turn.attempts, turn.graph_ms, processed) == ("done", 2, 7, 2)
     nxt = await claim_turn(engine, "meta", CHAT)
     assert nxt is not None and nxt[0] != turn_id and [m["text"] for m in nxt[1]] == ["three"]
+
+
+async def test_a_claim_says_whether_it_resumed_and_what_the_caps_left(engine: Any, empty: None) -> None:
+    await store(engine, [f"m{i}" for i in range(5)])
+    new = await claim(engine, "meta", CHAT, max_messages=3)
+    assert new is not None and (new.resumed, new.left, len(new.messages)) == (False, 2, 3)
+    again = await claim(engine, "meta", CHAT, max_messages=3)
+    assert again is not None and (again.turn_id, again.resumed, again.left) == (new.turn_id, True, None)
+    await finish_turn(engine, new.turn_id)
+    rest = await claim(engine, "meta", CHAT, max_messages=3)
+    assert rest is not None and (rest.resumed, rest.left, [m["text"] for m in rest.messages]) == (
+        False,
+        0,
+        ["m3", "m4"],
+    )
 
 
 async def test_minimise_keeps_only_ids_and_type(engine: Any, empty: None) -> None:
