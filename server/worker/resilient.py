@@ -28,10 +28,13 @@ from typing import Any
 from arq.worker import Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from core.db import turns
 from server.services import Services
+from server.worker.heartbeat import track_job, untrack_job
 from server.worker.inbox import pending_chats
+from server.worker.turns import lock_key
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +54,22 @@ def next_delay(delay: float) -> float:
 
 
 class ResilientWorker(Worker):
-    """arq's ``Worker`` whose poll loop waits for Redis to come back instead of ending the process."""
+    """arq's ``Worker`` whose poll loop waits for Redis to come back instead of ending the process.
+
+    It also tracks the jobs it runs under its worker id (:func:`server.worker.heartbeat.track_job`), so that when
+    the process dies another worker (or its successor) releases them at once instead of after arq's timeout.
+    """
 
     _outage_started: float | None = None
     _retry_delay: float = RECONNECT_MIN_SECONDS
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """Run arq's ``run_job`` with the job noted in this worker's set of running jobs meanwhile."""
+        await track_job(self.pool, job_id)
+        try:
+            await super().run_job(job_id, score)
+        finally:
+            await untrack_job(self.pool, job_id)
 
     async def _poll_iteration(self) -> None:
         try:
@@ -89,15 +104,30 @@ async def _database_ok(services: Services) -> bool:
         return False
 
 
+async def waiting_turns(services: Services) -> list[tuple[str, str]]:
+    """Chats with a turn left ``running`` and no worker on it (its chat lock is free): its job waits on a backoff.
+
+    A turn that hit the outage raised ``arq.Retry`` with a backoff growing to 30 s and released its chat lock;
+    a turn whose lock is held is being worked on (or its dead worker's lock is released by the reaper).
+    """
+    async with services.engine.connect() as conn:
+        rows = (await conn.execute(select(turns.c.provider, turns.c.chat_id).where(turns.c.status == "running"))).all()
+    return [(r.provider, r.chat_id) for r in rows if not await services.redis.exists(lock_key(r.provider, r.chat_id))]
+
+
 async def catch_up(services: Services, reason: str) -> int:
-    """Enqueue a turn for every chat with messages still unclaimed after an outage; returns jobs enqueued.
+    """Enqueue a turn for every chat with messages still unclaimed, or a turn waiting, after an outage.
 
     Messages younger than ``DEBOUNCE_SECONDS`` are left to their own debounced job (they arrived after the
-    service came back and were scheduled normally).
+    service came back and were scheduled normally). Turns left ``running`` with a free chat lock (their job waits
+    out a retry backoff of up to 30 s, :func:`server.worker.turns.run_turn_with_retry_mapping`) are resumed now;
+    their own job later finds nothing to do. Returns jobs enqueued.
     """
     n = 0
     stamp = int(time.time() * 1000)
-    for provider, chat_id in await pending_chats(services.engine, services.settings.DEBOUNCE_SECONDS):
+    chats = await pending_chats(services.engine, services.settings.DEBOUNCE_SECONDS)
+    chats += [c for c in await waiting_turns(services) if c not in chats]
+    for provider, chat_id in chats:
         job = await services.redis.enqueue_job(
             "run_turn", provider, chat_id, _job_id=f"catchup:{provider}:{chat_id}:{stamp}"
         )

@@ -28,6 +28,7 @@ from core.embedded import libpq_url
 from graphs import approval, procurement
 from server.services import Services, redis_settings
 from server.tracing import configure_tracing
+from server.worker.heartbeat import Heartbeat, Reaper
 from server.worker.jobs import JOBS, install, jobs_for, run_turn
 from server.worker.jobs import close as close_fulfilment
 from server.worker.resilient import watch_connections
@@ -104,14 +105,19 @@ async def startup(ctx: dict[str, Any]) -> None:
         run_periodically("turn sweeper", lambda: sweep_turns(services), services.settings.SWEEP_INTERVAL_SECONDS)
     )
     ctx["watch"] = asyncio.create_task(watch_connections(services))
+    # Liveness: this process beats; a dead worker's chat locks and jobs are released within seconds.
+    ctx["heartbeat"] = Heartbeat(redis_url).start()
+    ctx["reaper"] = asyncio.create_task(Reaper(services.redis).run())
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """Close clients (those that exist: start-up may have failed half way)."""
-    for name in ("sweeper", "watch"):
+    for name in ("sweeper", "watch", "reaper"):
         task = ctx.get(name)
         if task:
             task.cancel()
+    if "heartbeat" in ctx:
+        ctx.pop("heartbeat").stop()
     if "services" in ctx:
         await close_fulfilment(ctx["services"])  # the fulfilment sweeper, ERP client and Chromium
     if "cp_pool" in ctx:
