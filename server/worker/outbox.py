@@ -48,6 +48,12 @@ DONE = ("sent", "delivered", "read", "played")
 FINAL = (*DONE, "rejected", "failed")
 
 
+#: Provider answers (message ids) of keys sent by this process whose recording failed (database down), by key;
+#: the job's retry records them instead of sending again (a worker that dies forgets them: then the delivery
+#: status or ``SEND_CONFIRM_SECONDS`` decides, as for any unanswered attempt).
+_answered: dict[str, list[str]] = {}
+
+
 def _window(confirm_seconds: float | None) -> float:
     """Seconds an unanswered attempt waits for a status before it is resent (default ``SEND_CONFIRM_SECONDS``)."""
     return get_settings().SEND_CONFIRM_SECONDS if confirm_seconds is None else confirm_seconds
@@ -181,6 +187,10 @@ async def send_one(
         for i, part in enumerate(parts):
             k = key if len(parts) == 1 else f"{key}:{i}"
             body = {"text": part}
+            late = await _recorded_late(engine, k)
+            if late is not None:
+                sent += late
+                continue
             if not await _claim(engine, k, channel.name, to, "text", body, turn_id, window):
                 continue
             sent += await _deliver(engine, k, lambda p=part, k=k: channel.send_text(to, p, callback_data=k))
@@ -188,6 +198,9 @@ async def send_one(
     if kind not in ("buttons", "list"):
         raise ValueError(f"unknown outbound type {kind!r}")
     body = {k: v for k, v in msg.items() if k != "to"}
+    late = await _recorded_late(engine, key)
+    if late is not None:
+        return late
     if not await _claim(engine, key, channel.name, to, kind, body, turn_id, window):
         return []
     if kind == "buttons":
@@ -232,6 +245,18 @@ async def _deliver(engine: AsyncEngine, key: str, call: Any) -> list[str]:
         await _mark(engine, key, status="rejected", error=str(exc)[:500])
         log.error("send %s refused: %s", key, exc)
         return []
+    try:
+        await _record(engine, key, list(ids))
+    except Exception:
+        # The message went out but the database did not take its answer (an outage): keep the answer in this
+        # process and record it on the job's retry instead of resending after SEND_CONFIRM_SECONDS.
+        _answered[key] = list(ids)
+        raise
+    return list(ids)
+
+
+async def _record(engine: AsyncEngine, key: str, ids: list[str]) -> None:
+    """Record the provider's answer (message ids) of a sent key."""
     pmid = ids[0] if ids else None
     async with engine.begin() as conn:
         # A status webhook may have come first (matched by our key): keep its forward status.
@@ -246,7 +271,16 @@ async def _deliver(engine: AsyncEngine, key: str, call: Any) -> list[str]:
             ),
             {"pmid": pmid, "key": key},
         )
-    return list(ids)
+
+
+async def _recorded_late(engine: AsyncEngine, key: str) -> list[str] | None:
+    """The answer of a key sent earlier in this process that could not be recorded, recorded now; else None."""
+    if key not in _answered:
+        return None
+    ids = _answered[key]
+    await _record(engine, key, ids)  # raises while the database is still down: the job retries again
+    del _answered[key]
+    return ids
 
 
 async def send_all(
