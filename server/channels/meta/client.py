@@ -8,11 +8,9 @@ Sources (Meta):
 - Media download: https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media
 - Error codes and which ones are rate limits: https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
 
-The access token is never logged and never appears in ``repr``. (About 470 lines, most of them the documented
-contract of each call; the retry policy and the error mapping are shared by every call, so they stay together.)
-
-Kept as one module just past 500 lines: it is the whole Cloud API send contract (payload shapes, error mapping,
-retries) that callers read in one place; parsing and webhooks already live in ``parse.py`` and ``webhook.py``.
+The access token is never logged and never appears in ``repr``. Kept as one module just past 500 lines: most of it
+is the documented contract of each call, and the retry policy and error mapping are shared by every call; parsing
+and webhooks already live in ``parse.py`` and ``webhook.py``.
 """
 
 from __future__ import annotations
